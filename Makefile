@@ -1,0 +1,53 @@
+# The single entry point. `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RUN_DIR ?= .run
+export DEVCLUSTER_RUN_DIR ?= $(abspath $(RUN_DIR)/devcluster)
+
+.PHONY: help venv lint unit e2e test demo cluster-build cluster-up cluster-down cluster-status clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/.installed: requirements-dev.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+venv: $(BIN)/.installed  ## create .venv with the locked dependencies
+
+lint: venv  ## ruff, mypy (strict), import-linter (the layers)
+	$(BIN)/ruff check operator tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: venv  ## pure tests, no cluster
+	$(BIN)/pytest tests/unit -q
+
+cluster-build: venv  ## build (or find) the control plane's binaries
+	$(BIN)/devcluster build
+
+e2e: venv cluster-build  ## end-to-end tests against the local control plane
+	$(BIN)/pytest tests/e2e -q
+
+test: lint cluster-build  ## lint, then unit and e2e tests (the e2e suite starts its own control plane)
+	@mkdir -p $(RUN_DIR)
+	$(BIN)/pytest tests -q --junitxml=$(RUN_DIR)/junit.xml
+
+demo: venv cluster-build  ## start the local control plane, run the operator, show it working
+	$(BIN)/python -m exposedapp.demo
+
+cluster-up: cluster-build  ## start the local control plane (detached)
+	$(BIN)/devcluster up
+
+cluster-status: venv
+	$(BIN)/devcluster status
+
+cluster-down: venv  ## stop the local control plane
+	$(BIN)/devcluster down
+
+clean:  ## remove the venv and run directories (the binary cache stays)
+	rm -rf $(VENV) $(RUN_DIR) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,517 @@
+"""Start, inspect and stop a real Kubernetes control plane on 127.0.0.1.
+
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (fake nodes) are
+started in that order on free loopback ports, each waited for until ready. Everything a
+run needs lives in one run directory: certificates, kubeconfigs, logs, the audit log and a
+state file that `down` and `status` read.
+
+Processes started "attached" die with the process that started them (Linux parent-death
+signal), so an interrupted or killed test run leaves nothing behind; "detached" ones (the
+`devcluster up` command) live until `devcluster down`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .binaries import ETCD_VERSION, KUBERNETES_VERSION, KWOK_VERSION, ensure_binaries, kwok_stages_dir
+from .certs import ClientIdentity, write_pki
+
+__all__ = [
+    "ClusterError",
+    "ClusterState",
+    "default_run_dir",
+    "down",
+    "read_state",
+    "status",
+    "up",
+]
+
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"
+POD_CIDR = "10.244.0.0/16"
+ADMIN = ClientIdentity("devcluster-admin", ("system:masters",))
+CONTROLLER_MANAGER = ClientIdentity("system:kube-controller-manager")
+SCHEDULER = ClientIdentity("system:kube-scheduler")
+KWOK_USER = ClientIdentity("devcluster-kwok", ("system:masters",))
+PROCESS_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+Progress = Callable[[str], None]
+
+
+class ClusterError(RuntimeError):
+    """The control plane could not start or be reached; the message names the piece."""
+
+
+@dataclass
+class ClusterState:
+    run_dir: str
+    kubeconfig: str
+    server: str
+    attached: bool
+    pids: dict[str, int] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    binaries: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    nodes: list[str] = field(default_factory=list)
+
+
+def _say(message: str) -> None:
+    print(f"[devcluster] {message}", file=sys.stderr, flush=True)
+
+
+def default_run_dir() -> Path:
+    return Path(os.environ.get("DEVCLUSTER_RUN_DIR", ".run/devcluster")).resolve()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _die_with_parent() -> None:
+    # PR_SET_PDEATHSIG = 1: the kernel sends SIGKILL when the starting thread exits,
+    # however it exits (even kill -9), so a test run never leaks a control plane.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)
+
+
+def _kubeconfig(server: str, ca: Path, cert: Path, key: Path, user: str) -> dict[str, Any]:
+    def b64(path: Path) -> str:
+        return base64.b64encode(path.read_bytes()).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "devcluster", "cluster": {
+            "server": server, "certificate-authority-data": b64(ca)}}],
+        "users": [{"name": user, "user": {
+            "client-certificate-data": b64(cert), "client-key-data": b64(key)}}],
+        "contexts": [{"name": "devcluster", "context": {
+            "cluster": "devcluster", "user": user, "namespace": "default"}}],
+        "current-context": "devcluster",
+    }
+
+
+class _Api:
+    """Just enough of a client to bootstrap the cluster, with no third-party dependency."""
+
+    def __init__(self, server: str, ca: Path, cert: Path, key: Path) -> None:
+        self.server = server
+        self.context = ssl.create_default_context(cafile=str(ca))
+        self.context.load_cert_chain(str(cert), str(key))
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.server + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, context=self.context, timeout=10) as response:
+                raw = response.read()
+                code = response.status
+        except urllib.error.HTTPError as error:
+            raw, code = error.read(), error.code
+        try:
+            return code, json.loads(raw)
+        except ValueError:
+            return code, raw.decode(errors="replace")
+
+
+def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=3) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _insecure() -> ssl.SSLContext:
+    # Health endpoints of the controller-manager and scheduler use self-signed certificates.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class _Launcher:
+    def __init__(self, run_dir: Path, state: ClusterState, attached: bool) -> None:
+        self.run_dir = run_dir
+        self.logs = run_dir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.state = state
+        self.attached = attached
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        log = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=self.run_dir, env={**os.environ, **(env or {})},
+            start_new_session=True,
+            preexec_fn=_die_with_parent if self.attached else None,
+        )
+        log.close()
+        self.processes[name] = process
+        self.state.pids[name] = process.pid
+        _write_state(self.state)
+
+    def wait_ready(self, name: str, ready: Callable[[], bool], timeout: float = 90) -> None:
+        started = time.monotonic()
+        deadline = started + timeout
+        process = self.processes[name]
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ClusterError(self._died_message(name, process.returncode))
+            if ready():
+                self.state.timings[name] = round(time.monotonic() - started, 2)
+                return
+            time.sleep(0.2)
+        raise ClusterError(
+            f"{name} did not become ready within {timeout:.0f}s; its log: "
+            f"{self.logs / (name + '.log')}\n{self.log_tail(name)}"
+        )
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        path = self.logs / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def _died_message(self, name: str, code: int | None) -> str:
+        tail = self.log_tail(name)
+        hint = ""
+        if "address already in use" in tail:
+            hint = " A port it needs is taken by another process; run `devcluster down` or retry."
+        return (f"{name} exited with code {code} during start-up.{hint} "
+                f"Log: {self.logs / (name + '.log')}\n{tail}")
+
+
+def _state_path(run_dir: Path) -> Path:
+    return run_dir / "state.json"
+
+
+def _write_state(state: ClusterState) -> None:
+    path = _state_path(Path(state.run_dir))
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(asdict(state), indent=2))
+    temporary.replace(path)
+
+
+def read_state(run_dir: Path | None = None) -> ClusterState | None:
+    path = _state_path(run_dir or default_run_dir())
+    if not path.exists():
+        return None
+    return ClusterState(**json.loads(path.read_text()))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); treat it as dead.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        # Node heartbeats are the fake nodes' noise, not anyone's work.
+        {"level": "None", "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}],
+         "namespaces": ["kube-node-lease"]},
+        {"level": "Metadata"},
+    ],
+}
+
+
+def _node(name: str) -> dict[str, Any]:
+    capacity = {"cpu": "64", "memory": "512Gi", "pods": "1000"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                       "kubernetes.io/arch": "amd64", "type": "kwok"},
+        },
+        "spec": {},
+        "status": {"allocatable": capacity, "capacity": capacity},
+    }
+
+
+def up(
+    run_dir: Path | None = None,
+    *,
+    attached: bool = False,
+    nodes: int = 3,
+    progress: Progress = _say,
+) -> ClusterState:
+    """Start the control plane and return its state once every piece is ready."""
+    run_dir = (run_dir or default_run_dir()).resolve()
+    existing = read_state(run_dir)
+    if existing and any(_alive(pid) for pid in existing.pids.values()):
+        raise ClusterError(
+            f"a control plane is already running from {run_dir} "
+            f"(pids {sorted(existing.pids.values())}); `devcluster down` stops it"
+        )
+    overall = time.monotonic()
+    binaries = ensure_binaries(progress)
+    stages = kwok_stages_dir(progress)
+    for stale in ("etcd-data", "pki", "kwok-home"):
+        if (run_dir / stale).exists():
+            subprocess.run(["rm", "-rf", str(run_dir / stale)], check=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    ports = {name: _free_port() for name in (
+        "etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+        "kwok")}
+    server = f"https://127.0.0.1:{ports['kube-apiserver']}"
+    state = ClusterState(
+        run_dir=str(run_dir), kubeconfig=str(run_dir / "kubeconfig"), server=server,
+        attached=attached, ports=ports,
+        versions={"kubernetes": KUBERNETES_VERSION, "etcd": ETCD_VERSION, "kwok": KWOK_VERSION},
+        binaries={name: str(path) for name, path in binaries.items()},
+    )
+    pki = write_pki(run_dir / "pki", [ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK_USER], SERVICE_IP)
+    kubeconfigs = {}
+    for identity in (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK_USER):
+        cert, key = pki.clients[identity.user]
+        path = run_dir / (
+            "kubeconfig" if identity is ADMIN else f"{identity.user.split(':')[-1]}.kubeconfig")
+        path.write_text(yaml.safe_dump(_kubeconfig(server, pki.ca_cert, cert, key, identity.user)))
+        path.chmod(0o600)
+        kubeconfigs[identity.user] = path
+    (run_dir / "audit-policy.yaml").write_text(yaml.safe_dump(AUDIT_POLICY))
+    stage_config = run_dir / "kwok-stages.yaml"
+    stage_config.write_text("\n---\n".join(p.read_text() for p in sorted(stages.glob("*.yaml"))))
+
+    launcher = _Launcher(run_dir, state, attached)
+    try:
+        _start_all(launcher, binaries, ports, pki, kubeconfigs, run_dir, stage_config, progress)
+        admin_cert, admin_key = pki.clients[ADMIN.user]
+        api = _Api(server, pki.ca_cert, admin_cert, admin_key)
+        started = time.monotonic()
+        for index in range(nodes):
+            name = f"kwok-node-{index}"
+            code, body = api.request("POST", "/api/v1/nodes", _node(name))
+            if code not in (201, 409):
+                raise ClusterError(f"could not create fake node {name}: HTTP {code}: {body}")
+            state.nodes.append(name)
+        progress(f"waiting for {nodes} fake nodes to be Ready and the default ServiceAccount")
+        launcher.wait_ready("kwok", lambda: _nodes_ready(api, state.nodes)
+                            and _default_service_account(api), timeout=120)
+        state.timings["nodes-ready"] = round(time.monotonic() - started, 2)
+    except BaseException:
+        _stop(state, progress)
+        raise
+    state.timings["total"] = round(time.monotonic() - overall, 2)
+    _write_state(state)
+    progress(f"control plane ready in {state.timings['total']:.1f}s at {server}; "
+             f"export KUBECONFIG={state.kubeconfig}")
+    return state
+
+
+def _start_all(
+    launcher: _Launcher,
+    binaries: dict[str, Path],
+    ports: dict[str, int],
+    pki: Any,
+    kubeconfigs: dict[str, Path],
+    run_dir: Path,
+    stage_config: Path,
+    progress: Progress,
+) -> None:
+    etcd_url = f"http://127.0.0.1:{ports['etcd']}"
+    peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
+    progress(f"starting etcd on {etcd_url}")
+    launcher.start("etcd", [
+        str(binaries["etcd"]), "--name=devcluster", f"--data-dir={run_dir / 'etcd-data'}",
+        f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
+        f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
+        f"--initial-cluster=devcluster={peer_url}", "--initial-cluster-state=new",
+        "--unsafe-no-fsync=true", "--quota-backend-bytes=4294967296", "--log-level=warn",
+    ])
+    launcher.wait_ready("etcd", lambda: _http_ok(etcd_url + "/health"))
+
+    apiserver_port = ports["kube-apiserver"]
+    progress(f"starting kube-apiserver on https://127.0.0.1:{apiserver_port}")
+    launcher.start("kube-apiserver", [
+        str(binaries["kube-apiserver"]),
+        f"--etcd-servers={etcd_url}",
+        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+        f"--secure-port={apiserver_port}",
+        f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
+        f"--client-ca-file={pki.ca_cert}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={pki.sa_public}",
+        f"--service-account-signing-key-file={pki.sa_private}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--authorization-mode=Node,RBAC",
+        "--allow-privileged=true",
+        f"--cert-dir={run_dir / 'pki'}",
+        f"--audit-policy-file={run_dir / 'audit-policy.yaml'}",
+        f"--audit-log-path={run_dir / 'audit.log'}",
+        "--audit-log-format=json",
+        "--audit-log-mode=batch",
+        "--audit-log-batch-max-wait=1s",
+        "--profiling=false",
+        "--v=1",
+    ])
+    admin_cert, admin_key = pki.clients[ADMIN.user]
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    context.load_cert_chain(str(admin_cert), str(admin_key))
+    launcher.wait_ready("kube-apiserver", lambda: _http_ok(
+        f"https://127.0.0.1:{apiserver_port}/readyz", context), timeout=120)
+
+    for name, identity, extra in (
+        ("kube-controller-manager", CONTROLLER_MANAGER, [
+            f"--root-ca-file={pki.ca_cert}",
+            f"--service-account-private-key-file={pki.sa_private}",
+            "--use-service-account-credentials=true",
+            "--controllers=*,-bootstrapsigner,-tokencleaner,-cloud-node-lifecycle",
+            "--node-monitor-grace-period=40s",
+            "--concurrent-service-endpoint-syncs=10",
+            "--kube-api-qps=200", "--kube-api-burst=400",
+        ]),
+        ("kube-scheduler", SCHEDULER, ["--kube-api-qps=200", "--kube-api-burst=400"]),
+    ):
+        kubeconfig = kubeconfigs[identity.user]
+        progress(f"starting {name}")
+        launcher.start(name, [
+            str(binaries[name]), f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1", f"--secure-port={ports[name]}",
+            "--leader-elect=false", "--v=1", *extra,
+        ])
+        launcher.wait_ready(name, lambda port=ports[name]: _http_ok(  # type: ignore[misc]
+            f"https://127.0.0.1:{port}/healthz", _insecure()))
+
+    progress("starting kwok (fake nodes)")
+    kwok_home = run_dir / "kwok-home"
+    kwok_home.mkdir(exist_ok=True)
+    launcher.start("kwok", [
+        str(binaries["kwok"]), f"--kubeconfig={kubeconfigs[KWOK_USER.user]}",
+        f"--config={stage_config}", "--manage-all-nodes=true",
+        f"--cidr={POD_CIDR}", "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
+        f"--server-address=127.0.0.1:{ports['kwok']}",
+    ], env={"HOME": str(kwok_home)})
+
+
+def _nodes_ready(api: _Api, names: list[str]) -> bool:
+    code, body = api.request("GET", "/api/v1/nodes")
+    if code != 200:
+        return False
+    ready = set()
+    for node in body.get("items", []):
+        conditions = node.get("status", {}).get("conditions") or []
+        taints = node.get("spec", {}).get("taints") or []
+        is_ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        if is_ready and not any(t["key"].startswith("node.kubernetes.io/") for t in taints):
+            ready.add(node["metadata"]["name"])
+    return set(names) <= ready
+
+
+def _default_service_account(api: _Api) -> bool:
+    code, _ = api.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")
+    return code == 200
+
+
+def _stop(state: ClusterState, progress: Progress, timeout: float = 15) -> list[str]:
+    """Stop every process (reverse start order); return the names that had to be killed."""
+    killed = []
+    for name in reversed(PROCESS_ORDER):
+        pid = state.pids.get(name)
+        if pid is None or not _alive(pid):
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.1)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            killed.append(name)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    return killed
+
+
+def down(run_dir: Path | None = None, progress: Progress = _say) -> bool:
+    """Stop the control plane of run_dir; True if one was running."""
+    run_dir = (run_dir or default_run_dir()).resolve()
+    state = read_state(run_dir)
+    if state is None:
+        progress(f"no control plane recorded in {run_dir}")
+        return False
+    killed = _stop(state, progress)
+    busy = [f"{name}:{port}" for name, port in state.ports.items() if _port_taken(port)]
+    _state_path(run_dir).unlink(missing_ok=True)
+    if killed:
+        progress(f"had to SIGKILL: {', '.join(killed)}")
+    if busy:
+        raise ClusterError(f"ports still in use after stopping: {', '.join(busy)}")
+    progress(f"stopped; logs kept in {run_dir / 'logs'}")
+    return True
+
+
+def status(run_dir: Path | None = None) -> dict[str, Any]:
+    """What is running from run_dir, and whether the apiserver answers."""
+    run_dir = (run_dir or default_run_dir()).resolve()
+    state = read_state(run_dir)
+    if state is None:
+        return {"running": False, "run_dir": str(run_dir)}
+    processes = {name: {"pid": pid, "alive": _alive(pid)} for name, pid in state.pids.items()}
+    ready = False
+    pki = run_dir / "pki"
+    cert = pki / f"client-{ADMIN.user}.crt"
+    if cert.exists():
+        context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        context.load_cert_chain(str(cert), str(pki / f"client-{ADMIN.user}.key"))
+        ready = _http_ok(state.server + "/readyz", context)
+    return {
+        "running": all(p["alive"] for p in processes.values()),
+        "apiserver_ready": ready,
+        "run_dir": str(run_dir),
+        "server": state.server,
+        "kubeconfig": state.kubeconfig,
+        "processes": processes,
+        "versions": state.versions,
+        "timings": state.timings,
+    }
