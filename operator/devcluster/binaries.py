@@ -14,6 +14,8 @@ graphs pin different versions of shared libraries.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -22,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,18 +252,38 @@ def kwok_stages_dir(progress: Progress = _default_progress) -> Path:
     return stages
 
 
+@contextlib.contextmanager
+def _build_lock(progress: Progress) -> Iterator[None]:
+    """One build at a time per cache: two would compile the same thing twice, slowly."""
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".build.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress("another build is running in this cache; waiting for it to finish")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _missing(component: Component) -> list[str]:
+    return [b for b in component.binaries
+            if _override(b) is None and not (component.cache_dir / b).is_file()]
+
+
 def ensure_binaries(progress: Progress = _default_progress) -> dict[str, Path]:
     """Return a path for every binary, building what is neither provided nor cached."""
-    found: dict[str, Path] = {}
-    steps = [c for c in COMPONENTS
-             if any(_override(b) is None and not (c.cache_dir / b).is_file() for b in c.binaries)]
+    if any(_missing(c) for c in COMPONENTS):
+        with _build_lock(progress):
+            _build_missing(progress)
+    return {binary: _override(binary) or component.cache_dir / binary
+            for component in COMPONENTS for binary in component.binaries}
+
+
+def _build_missing(progress: Progress) -> None:
+    steps = [c for c in COMPONENTS if _missing(c)]  # re-read: a waited-for build may have done it
     for index, component in enumerate(steps, start=1):
-        missing = [b for b in component.binaries
-                   if _override(b) is None and not (component.cache_dir / b).is_file()]
+        missing = _missing(component)
         progress(f"[{index}/{len(steps)}] {component.name} {component.version}: "
                  f"building {', '.join(missing)} into {component.cache_dir}")
         _build_component(component, progress, missing)
-    for component in COMPONENTS:
-        for binary in component.binaries:
-            found[binary] = _override(binary) or component.cache_dir / binary
-    return found

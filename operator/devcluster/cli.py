@@ -52,12 +52,12 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(report, indent=2))
             return 0 if report.get("running") and report.get("apiserver_ready") else 1
         elif args.command == "env":
-            state = read_state(run_dir)
-            if state is None:
+            recorded = read_state(run_dir)
+            if recorded is None:
                 print(f"no control plane in {run_dir}; start one with `devcluster up`",
                       file=sys.stderr)
                 return 1
-            print(f"export KUBECONFIG={state.kubeconfig}")
+            print(f"export KUBECONFIG={recorded.kubeconfig}")
         elif args.command == "down":
             down(run_dir)
     except (BuildError, ClusterError) as error:

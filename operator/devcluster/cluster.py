@@ -32,7 +32,13 @@ from typing import Any
 
 import yaml
 
-from .binaries import ETCD_VERSION, KUBERNETES_VERSION, KWOK_VERSION, ensure_binaries, kwok_stages_dir
+from .binaries import (
+    ETCD_VERSION,
+    KUBERNETES_VERSION,
+    KWOK_VERSION,
+    ensure_binaries,
+    kwok_stages_dir,
+)
 from .certs import ClientIdentity, write_pki
 
 __all__ = [

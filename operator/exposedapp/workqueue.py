@@ -12,6 +12,7 @@ Guarantees, for each key:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -112,10 +113,8 @@ class WorkQueue(Generic[K]):
             key, wait = self._pop_due()
             if key is None:
                 self._wakeup.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
-                except TimeoutError:
-                    pass
                 continue
             await self._run(key)
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
+import socket
+import sys
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client, config
+
 from kubetest import TestCluster, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,3 +98,76 @@ def pods_of(core: client.CoreV1Api, namespace: str, selector: str) -> list[Any]:
     return list(core.list_namespaced_pod(namespace, label_selector=selector).items)
 
 
+
+
+class OperatorProcess:
+    """The real operator, `exposedapp run`, as a child process with its own log file."""
+
+    def __init__(self, cluster: TestCluster, log_dir: Path) -> None:
+        self.cluster = cluster
+        self.log_dir = log_dir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"operator-{self.starts}.log"
+
+    def start(self, *extra: str, env: dict[str, str] | None = None) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        self.starts += 1
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "exposedapp", "run", "--liveness",
+             f"http://127.0.0.1:{_free_port()}/healthz", *extra],
+            stdout=log, stderr=subprocess.STDOUT,
+            env={**self.cluster.env(), "EXPOSEDAPP_RESYNC_SECONDS": "30", **(env or {})},
+        )
+        log.close()
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, no goodbye, as when a node dies."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def operator_process(
+    cluster: TestCluster, crd: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    log_dir = cluster.run_dir / "operator-logs" if cluster.run_dir else \
+        tmp_path_factory.mktemp("operator-logs")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    process = OperatorProcess(cluster, log_dir)
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def operator(operator_process: OperatorProcess) -> OperatorProcess:
+    """The running operator; restarted if a previous test stopped or killed it."""
+    if not operator_process.running():
+        operator_process.start()
+    return operator_process

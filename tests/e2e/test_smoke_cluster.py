@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
+
 from kubetest import TestCluster, wait_for
 
 

@@ -33,12 +33,13 @@ def wait_for(
     while True:
         try:
             observation = observe()
-        except Exception as error:  # noqa: BLE001 - reported on timeout
+        except Exception as error:
             last = f"{type(error).__name__}: {error}"
         else:
             if condition(observation):
                 return observation
             last = observation
         if time.monotonic() >= deadline:
-            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what}; last saw: {last!r}")
+            raise WaitTimeout(
+                f"timed out after {timeout:.0f}s waiting for {what}; last saw: {last!r}")
         time.sleep(interval)

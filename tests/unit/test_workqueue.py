@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
+
 from exposedapp.workqueue import Backoff, Outcome, WorkQueue
 
 

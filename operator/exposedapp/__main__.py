@@ -1,0 +1,5 @@
+import sys
+
+from exposedapp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,323 @@
+"""The only module that talks to the Kubernetes API (through pykube-ng).
+
+It carries out a Plan, classifies what the API answers, and writes status and events.
+Refusals that a person must fix (quota, Pod Security, validation, RBAC) come back as
+Problems for the Degraded condition; transient trouble (conflicts, throttling, a server
+that is away) is raised as TransientError so the work queue retries with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykube
+import requests
+
+from .desired import AppRef
+from .labels import API_VERSION, FIELD_MANAGER, KIND, PLURAL
+from .plan import Action, Plan, ServiceConflict
+from .status import Problem
+
+__all__ = [
+    "ApiClient",
+    "ApplyResult",
+    "TransientError",
+    "execute",
+    "merge_patch",
+    "owned_keys",
+]
+
+logger = logging.getLogger(__name__)
+COMPONENT = "exposedapp-operator"
+
+
+class TransientError(RuntimeError):
+    """Worth retrying soon: a conflict, throttling, a timeout, a server error."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    code: int
+    reason: str
+    message: str
+    body: Mapping[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.code < 300
+
+
+@dataclass
+class ApplyResult:
+    done: list[Action] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    service: Mapping[str, Any] | None = None
+    created_pods: list[str] = field(default_factory=list)
+    deleted_pods: list[str] = field(default_factory=list)
+    foreign_names: list[str] = field(default_factory=list)  # our Pod names taken by others
+
+
+def _problem(answer: Answer, what: str) -> Problem:
+    message = f"{what}: {answer.message}"
+    if answer.code == 403 and "exceeded quota" in answer.message:
+        return Problem("QuotaExceeded", message)
+    if answer.code == 403 and "PodSecurity" in answer.message:
+        return Problem("PodSecurityRejected", message)
+    if answer.code == 403:
+        return Problem("Forbidden", message)
+    if answer.code == 422:
+        return Problem("Invalid", message)
+    return Problem("Refused", message)
+
+
+def _is_transient(answer: Answer) -> bool:
+    return answer.code in (409, 429) or answer.code >= 500 or answer.code == 0
+
+
+class ApiClient:
+    """A thin, synchronous pykube-ng wrapper; called from worker threads."""
+
+    def __init__(self, http: pykube.HTTPClient) -> None:
+        self.http = http
+        self.requests: dict[str, int] = {}  # verb -> count, for metrics and tests
+
+    @classmethod
+    def from_env(cls) -> ApiClient:
+        config = pykube.KubeConfig.from_env()
+        return cls(pykube.HTTPClient(config, timeout=30))
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        version: str = "v1",
+        namespace: str | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        params: Mapping[str, str] | None = None,
+    ) -> Answer:
+        self.requests[method] = self.requests.get(method, 0) + 1
+        kwargs: dict[str, Any] = {"url": url, "version": version}
+        if namespace is not None:
+            kwargs["namespace"] = namespace
+        if body is not None:
+            kwargs["data"] = json.dumps(body)
+            kwargs["headers"] = {"Content-Type": content_type}
+        if params:
+            kwargs["params"] = dict(params)
+        try:
+            response = self.http.request(method, **kwargs)
+        except requests.RequestException as error:
+            return Answer(0, "ConnectionError", str(error), {})
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {}
+        if response.ok:
+            return Answer(response.status_code, "", "", payload)
+        return Answer(response.status_code, payload.get("reason", ""),
+                      payload.get("message", response.text[:500]), payload)
+
+    # -- children ------------------------------------------------------------------------
+    def create_pod(self, body: Mapping[str, Any]) -> Answer:
+        return self.call("POST", "pods", namespace=body["metadata"]["namespace"], body=body,
+                         params={"fieldManager": FIELD_MANAGER})
+
+    def get(self, kind: str, namespace: str, name: str) -> Answer:
+        return self.call("GET", f"{kind}/{name}", namespace=namespace)
+
+    def delete(self, kind: str, namespace: str, name: str, uid: str | None) -> Answer:
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1",
+                                   "propagationPolicy": "Background"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        return self.call("DELETE", f"{kind}/{name}", namespace=namespace, body=options)
+
+    def apply_service(self, body: Mapping[str, Any]) -> Answer:
+        # Server-side apply under one field manager: we own exactly what we send, and take
+        # it back (force) from whoever edited it by hand. clusterIP, allocated nodePorts and
+        # others' fields are not in the body, so they are never touched.
+        return self.call(
+            "PATCH", f"services/{body['metadata']['name']}",
+            namespace=body["metadata"]["namespace"], body=body,
+            content_type="application/apply-patch+yaml",
+            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+        )
+
+    # -- the app -------------------------------------------------------------------------
+    def patch_status(self, app: AppRef, patch: Mapping[str, Any]) -> Answer:
+        return self.call(
+            "PATCH", f"{PLURAL}/{app.name}/status", version=API_VERSION, namespace=app.namespace,
+            body={"status": patch}, content_type="application/merge-patch+json",
+            params={"fieldManager": FIELD_MANAGER},
+        )
+
+    def post_event(self, app: AppRef, kind: str, reason: str, message: str) -> Answer:
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        event = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{app.name}.", "namespace": app.namespace},
+            "regarding": {"apiVersion": API_VERSION, "kind": KIND, "name": app.name,
+                          "namespace": app.namespace, "uid": app.uid},
+            "reason": reason,
+            "note": message[:1024],
+            "type": kind,
+            "action": reason,
+            "eventTime": now,
+            "reportingController": f"{API_VERSION.split('/')[0]}/{COMPONENT}",
+            "reportingInstance": COMPONENT,
+        }
+        return self.call("POST", "events", version="events.k8s.io/v1",
+                         namespace=app.namespace, body=event)
+
+
+def owned_keys(obj: Mapping[str, Any], manager: str = FIELD_MANAGER) -> dict[str, set[str]]:
+    """Label and annotation keys that `manager` applied, read from managedFields."""
+    owned: dict[str, set[str]] = {"labels": set(), "annotations": set()}
+    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") != manager or entry.get("operation") != "Apply":
+            continue
+        metadata = (entry.get("fieldsV1") or {}).get("f:metadata") or {}
+        for section in owned:
+            for key in metadata.get(f"f:{section}") or {}:
+                if key.startswith("f:"):
+                    owned[section].add(key[2:])
+    return owned
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """An RFC 7386 merge patch that turns old into new (lists are replaced whole)."""
+    patch: dict[str, Any] = {}
+    for key in old:
+        if key not in new:
+            patch[key] = None
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif before != value:
+            patch[key] = value
+    return patch
+
+
+def _controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
+    return any(ref.get("controller") and ref.get("uid") == uid
+               for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def _controller_name(obj: Mapping[str, Any]) -> str:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return f"{ref.get('kind')} {ref.get('name')}"
+    return "no controller (created by hand or by another tool)"
+
+
+def check_service_owner(
+    client: ApiClient, app: AppRef, name: str
+) -> tuple[Mapping[str, Any] | None, ServiceConflict | None]:
+    """When our cache has no Service of ours: is there one, and whose is it?"""
+    answer = client.get("services", app.namespace, name)
+    if answer.code == 404:
+        return None, None
+    if not answer.ok:
+        raise TransientError(f"reading Service {name}: {answer.code} {answer.message}")
+    if _controlled_by(answer.body, app.uid):
+        return answer.body, None
+    return None, ServiceConflict(name, _controller_name(answer.body))
+
+
+async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResult) -> None:
+    if action.kind == "create_pod":
+        assert action.body is not None
+        answer = await asyncio.to_thread(client.create_pod, action.body)
+        if answer.ok:
+            result.created_pods.append(action.name)
+        elif answer.code == 409 and answer.reason == "AlreadyExists":
+            # A stale cache: the Pod exists. Never a duplicate; but is it ours?
+            existing = await asyncio.to_thread(client.get, "pods", app.namespace, action.name)
+            if existing.ok and not _controlled_by(existing.body, app.uid):
+                result.foreign_names.append(action.name)
+            return
+        elif _is_transient(answer):
+            raise TransientError(f"creating Pod {action.name}: {answer.code} {answer.message}")
+        else:
+            result.problems.append(_problem(answer, f"creating Pod {action.name}"))
+            return
+    elif action.kind == "delete_pod":
+        answer = await asyncio.to_thread(client.delete, "pods", app.namespace, action.name,
+                                         action.uid)
+        if answer.ok:
+            result.deleted_pods.append(action.name)
+        elif answer.code in (404, 409):  # already gone, or a successor with that name
+            return
+        elif _is_transient(answer):
+            raise TransientError(f"deleting Pod {action.name}: {answer.code} {answer.message}")
+        else:
+            result.problems.append(_problem(answer, f"deleting Pod {action.name}"))
+            return
+    elif action.kind in ("apply_service", "recreate_service"):
+        assert action.body is not None
+        if action.kind == "recreate_service":
+            gone = await asyncio.to_thread(client.delete, "services", app.namespace,
+                                           action.name, action.uid)
+            if not gone.ok and gone.code != 404:
+                if _is_transient(gone):
+                    raise TransientError(f"deleting Service {action.name}: {gone.message}")
+                result.problems.append(_problem(gone, f"deleting Service {action.name}"))
+                return
+        answer = await asyncio.to_thread(client.apply_service, action.body)
+        if answer.ok:
+            result.service = answer.body
+        elif _is_transient(answer):
+            raise TransientError(f"applying Service {action.name}: {answer.code} {answer.message}")
+        else:
+            result.problems.append(_problem(answer, f"applying Service {action.name}"))
+            return
+    result.done.append(action)
+    logger.info("%s", action.reason[:1].upper() + action.reason[1:],
+                extra={"app": f"{app.namespace}/{app.name}", "action": action.kind})
+
+
+async def execute(client: ApiClient, app: AppRef, plan: Plan, parallel: int = 16) -> ApplyResult:
+    """Carry out every action; creates and deletes of Pods go in parallel, bounded."""
+    result = ApplyResult()
+    gate = asyncio.Semaphore(parallel)
+
+    async def bounded(action: Action) -> None:
+        async with gate:
+            await _run(client, action, app, result)
+
+    outcomes = await asyncio.gather(*(bounded(a) for a in plan.actions), return_exceptions=True)
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    if errors:
+        raise errors[0]
+    return result
+
+
+def summarise_done(done: Sequence[Action]) -> list[tuple[str, str]]:
+    """One event per kind of action: (reason, message)."""
+    events: list[tuple[str, str]] = []
+    groups: dict[str, list[Action]] = {}
+    for action in done:
+        groups.setdefault(action.kind, []).append(action)
+    titles = {"create_pod": "CreatedPods", "delete_pod": "DeletedPods",
+              "apply_service": "AppliedService", "recreate_service": "RecreatedService"}
+    for kind, actions in groups.items():
+        if len(actions) == 1:
+            message = actions[0].reason
+        else:
+            message = f"{len(actions)} times: " + "; ".join(a.reason for a in actions[:5])
+            if len(actions) > 5:
+                message += f"; and {len(actions) - 5} more"
+        events.append((titles[kind], message[:1].upper() + message[1:]))
+    return events

@@ -1,0 +1,93 @@
+"""`exposedapp`: run the operator, or render what it would create.
+
+    exposedapp run [--namespace NS ...] [--liveness URL]
+    exposedapp render -f app.yaml [--uid UID]
+    exposedapp crd                  print the CustomResourceDefinition
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .desired import AppRef, build_desired
+from .model import SpecError, parse_spec, validate_name
+
+__all__ = ["main", "render"]
+
+RENDER_UID = "00000000-0000-0000-0000-000000000000"
+
+
+def _documents(path: str) -> Iterator[dict[str, Any]]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    for document in yaml.safe_load_all(text):
+        if not document:
+            continue
+        if document.get("kind") == "List":
+            yield from document.get("items") or []
+        else:
+            yield document
+
+
+def render(app: dict[str, Any], uid: str = RENDER_UID, namespace: str = "default") -> list[dict[str, Any]]:
+    """The Pods and Service the operator would create for `app`, from the same builders."""
+    metadata = app.get("metadata") or {}
+    name = metadata.get("name", "")
+    validate_name(name)
+    spec = parse_spec(app.get("spec") or {})
+    desired = build_desired(AppRef(metadata.get("namespace") or namespace, name, uid), spec)
+    objects = [desired.pod(f"{name}-{desired.template_hash}-{slot}")
+               for slot in range(desired.replicas)]
+    if desired.service is not None:
+        objects.append(dict(desired.service))
+    return objects
+
+
+def _run(args: argparse.Namespace) -> int:
+    import kopf  # imported here: `render` must work without a cluster or kopf's start-up
+
+    from . import handlers  # noqa: F401 - registers the handlers
+
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace or (),
+        liveness_endpoint=args.liveness,
+        standalone=None,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="exposedapp", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the operator against the current kubeconfig")
+    run.add_argument("-n", "--namespace", action="append", default=[],
+                     help="watch only this namespace (repeatable); default: all namespaces")
+    run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz",
+                     help="kopf's liveness endpoint (default %(default)s)")
+    run.add_argument("--log-format", default="plain", choices=["plain", "full", "json"])
+    run.add_argument("-v", "--verbose", action="store_true")
+    show = commands.add_parser("render", help="print the Pods and Service an app implies")
+    show.add_argument("-f", "--filename", required=True, help="an ExposedApp manifest, or -")
+    show.add_argument("--uid", default=RENDER_UID, help="the app's UID to render with")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    try:
+        objects = [obj for app in _documents(args.filename) for obj in render(app, args.uid)]
+    except SpecError as error:
+        print(f"exposedapp: invalid ExposedApp: {error}", file=sys.stderr)
+        return 2
+    print(yaml.safe_dump_all(objects, sort_keys=False), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

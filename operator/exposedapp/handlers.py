@@ -1,0 +1,163 @@
+"""The only kopf-decorated module: thin wiring, and nothing kopf writes to our objects.
+
+- Indexes hold the observed apps, Pods, Services and EndpointSlices in memory; kopf lists
+  them all before any handler runs, so the first reconciles see the whole picture.
+- Event handlers only enqueue the app's key; they persist nothing (no finalizers, no
+  last-handled-configuration annotations, no progress records).
+- Server-side label selectors keep Pods, Services and EndpointSlices that are not ours
+  out of the operator entirely.
+- A keyed work queue runs the reconciles, and a resync re-enqueues every app now and then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from .apply import ApiClient
+from .labels import APP_LABEL, GROUP, PLURAL, VERSION
+from .reconcile import AppKey, Observed, Reconciler
+from .workqueue import WorkQueue
+
+logger = logging.getLogger(__name__)
+
+RESYNC_SECONDS = float(os.environ.get("EXPOSEDAPP_RESYNC_SECONDS", "300"))
+WORKERS = int(os.environ.get("EXPOSEDAPP_WORKERS", "8"))
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+CHILD_SELECTOR = {APP_LABEL: kopf.PRESENT}
+
+
+class Runtime:
+    """The operator's live parts, created at start-up."""
+
+    queue: WorkQueue[AppKey] | None = None
+    reconciler: Reconciler | None = None
+    resync: asyncio.Task[None] | None = None
+    indexes: Mapping[str, Any] = {}
+
+
+runtime = Runtime()
+
+
+def _trim(body: kopf.Body | Mapping[str, Any]) -> dict[str, Any]:
+    """Keep what the reconciler reads; drop managedFields of Pods (memory at scale)."""
+    metadata = dict(body.get("metadata") or {})
+    return {"metadata": metadata, "spec": dict(body.get("spec") or {}),
+            "status": dict(body.get("status") or {})}
+
+
+def _trim_pod(body: kopf.Body) -> dict[str, Any]:
+    metadata = {k: v for k, v in dict(body.get("metadata") or {}).items()
+                if k in ("name", "namespace", "uid", "labels", "annotations", "ownerReferences",
+                         "creationTimestamp", "deletionTimestamp")}
+    spec = body.get("spec") or {}
+    return {"metadata": metadata, "spec": {"nodeName": spec.get("nodeName")},
+            "status": dict(body.get("status") or {})}
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def apps_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[AppKey, Any]:
+    return {(namespace or "", name): _trim(body)}
+
+
+@kopf.index("pods", labels=CHILD_SELECTOR)
+def pods_index(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[AppKey, Any]:
+    return {(namespace or "", labels[APP_LABEL]): _trim_pod(body)}
+
+
+@kopf.index("services", labels=CHILD_SELECTOR)
+def services_index(namespace: str | None, labels: kopf.Labels, body: kopf.Body,
+                   **_: Any) -> dict[AppKey, Any]:
+    return {(namespace or "", labels[APP_LABEL]): _trim(body)}
+
+
+@kopf.index("discovery.k8s.io", "v1", "endpointslices", labels=CHILD_SELECTOR)
+def slices_index(namespace: str | None, labels: kopf.Labels, body: kopf.Body,
+                 **_: Any) -> dict[AppKey, Any]:
+    return {(namespace or "", labels[APP_LABEL]): {
+        "endpoints": list(body.get("endpoints") or []), "ports": list(body.get("ports") or [])}}
+
+
+def _enqueue(key: AppKey) -> None:
+    if runtime.queue is not None:
+        runtime.queue.enqueue(key)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def app_changed(namespace: str | None, name: str, **_: Any) -> None:
+    _enqueue((namespace or "", name))
+
+
+@kopf.on.event("pods", labels=CHILD_SELECTOR)
+def pod_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    _enqueue((namespace or "", labels[APP_LABEL]))
+
+
+@kopf.on.event("services", labels=CHILD_SELECTOR)
+def service_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    _enqueue((namespace or "", labels[APP_LABEL]))
+
+
+@kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=CHILD_SELECTOR)
+def slice_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    _enqueue((namespace or "", labels[APP_LABEL]))
+
+
+def _observe(key: AppKey) -> Observed:
+    indexes = runtime.indexes
+
+    def values(index_name: str) -> tuple[Any, ...]:
+        index = indexes[index_name]
+        return tuple(index[key]) if key in index else ()
+
+    apps = values("apps_index")
+    return Observed(app=apps[0] if apps else None, pods=values("pods_index"),
+                    services=values("services_index"), slices=values("slices_index"))
+
+
+async def _resync_forever(queue: WorkQueue[AppKey]) -> None:
+    # The safety net of a level-triggered controller: a missed event is healed here.
+    while True:
+        await asyncio.sleep(RESYNC_SECONDS)
+        for key in list(runtime.indexes["apps_index"]):
+            queue.enqueue(key)
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+    configure(settings)
+    runtime.indexes = {name: kwargs[name] for name in
+                       ("apps_index", "pods_index", "services_index", "slices_index")}
+    runtime.reconciler = Reconciler(ApiClient.from_env(), _observe)
+    runtime.queue = WorkQueue(runtime.reconciler, workers=WORKERS)
+    runtime.queue.start()
+    runtime.resync = asyncio.create_task(_resync_forever(runtime.queue), name="resync")
+
+
+@kopf.on.cleanup()
+async def stop(**_: Any) -> None:
+    if runtime.resync is not None:
+        runtime.resync.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runtime.resync
+    if runtime.queue is not None:
+        await runtime.queue.stop()
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """kopf settings that keep the operator write-free and its watches narrow."""
+    for resource in ("pods", "services", "endpointslices.discovery.k8s.io"):
+        settings.watching.label_selectors[resource] = APP_LABEL
+    settings.posting.enabled = False  # our own events carry reasons; kopf's would duplicate
+    settings.peering.standalone = os.environ.get("EXPOSEDAPP_PEERING", "") == ""
+    if not settings.peering.standalone:
+        settings.peering.name = os.environ["EXPOSEDAPP_PEERING"]
+        settings.peering.priority = int(os.environ.get("EXPOSEDAPP_PEERING_PRIORITY", "0"))
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 60

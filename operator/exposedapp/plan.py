@@ -1,0 +1,342 @@
+"""Desired vs observed: the Plan of creates, deletes and applies, each with its reason. Pure.
+
+The plan is level-based: it looks only at the current desired state and the current
+observed children, so running it again right after its actions landed yields nothing.
+
+Pods get deterministic names, `<app>-<template hash>-<slot>`, with the lowest slot that
+no observed Pod uses. A create that races a stale cache therefore fails with
+AlreadyExists instead of making a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .desired import DesiredState
+from .labels import TEMPLATE_ANNOTATION, TEMPLATE_HASH_LABEL
+
+__all__ = [
+    "Action",
+    "ObservedPod",
+    "Plan",
+    "ServiceConflict",
+    "describe_template_change",
+    "observe_pod",
+    "plan",
+    "resolve_rolling",
+    "service_differences",
+]
+
+ActionKind = Literal["create_pod", "delete_pod", "apply_service", "recreate_service"]
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    name: str
+    reason: str
+    body: Mapping[str, Any] | None = None
+    uid: str | None = None  # delete preconditions: never delete a same-named successor
+
+
+@dataclass(frozen=True)
+class ServiceConflict:
+    """A Service under our name that another owner controls: never overwritten."""
+
+    name: str
+    owner: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...] = ()
+    requeue_after: float | None = None
+    blocked: tuple[str, ...] = ()  # why some desired change cannot be made now
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+
+@dataclass(frozen=True)
+class ObservedPod:
+    """What the plan needs of a Pod, read once from its dict."""
+
+    name: str
+    uid: str
+    template_hash: str
+    template_summary: Mapping[str, Any]
+    phase: str
+    scheduled: bool
+    ready: bool
+    ready_since: datetime.datetime | None
+    created: datetime.datetime
+    deleting: bool
+    reason: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("Failed", "Succeeded")
+
+    def available(self, now: datetime.datetime, min_ready_seconds: int) -> bool:
+        if not self.ready or self.ready_since is None:
+            return False
+        return (now - self.ready_since).total_seconds() >= min_ready_seconds
+
+
+def _time(value: str | None) -> datetime.datetime | None:
+    if not value:
+        return None
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def observe_pod(pod: Mapping[str, Any]) -> ObservedPod:
+    metadata = pod.get("metadata", {})
+    status = pod.get("status", {}) or {}
+    ready_condition: Mapping[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    ready = ready_condition.get("status") == "True"
+    try:
+        summary = json.loads((metadata.get("annotations") or {}).get(TEMPLATE_ANNOTATION, "{}"))
+    except ValueError:
+        summary = {}
+    return ObservedPod(
+        name=metadata["name"],
+        uid=metadata.get("uid", ""),
+        template_hash=(metadata.get("labels") or {}).get(TEMPLATE_HASH_LABEL, ""),
+        template_summary=summary,
+        phase=status.get("phase") or "Pending",
+        scheduled=bool((pod.get("spec") or {}).get("nodeName")),
+        ready=ready,
+        ready_since=_time(ready_condition.get("lastTransitionTime")) if ready else None,
+        created=_time(metadata.get("creationTimestamp"))
+        or datetime.datetime.min.replace(tzinfo=datetime.UTC),
+        deleting=bool(metadata.get("deletionTimestamp")),
+        reason=status.get("reason") or "",
+    )
+
+
+def resolve_rolling(max_surge: int | str, max_unavailable: int | str, replicas: int) -> tuple[int, int]:
+    """Absolute surge and unavailability, rounded as Deployments round them."""
+
+    def absolute(value: int | str, round_up: bool) -> int:
+        if isinstance(value, int):
+            return value
+        fraction = int(value.rstrip("%")) * replicas / 100
+        return math.ceil(fraction) if round_up else math.floor(fraction)
+
+    surge, unavailable = absolute(max_surge, True), absolute(max_unavailable, False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1  # otherwise no rollout could ever make progress
+    return surge, unavailable
+
+
+def _least_valuable_first(pods: Sequence[ObservedPod]) -> list[ObservedPod]:
+    """Unscheduled, then pending, then not ready, then most recently ready, then newest."""
+    epoch = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+    return sorted(pods, key=lambda p: (
+        p.scheduled, p.phase != "Pending", p.ready,
+        -(p.ready_since or epoch).timestamp() if p.ready_since else 0.0,
+        -p.created.timestamp(),
+    ))
+
+
+def describe_template_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """A person's account of what differs between two template summaries."""
+    changes: list[str] = []
+    for section, noun in (("ports", "port"), ("images", "image")):
+        before: Mapping[str, Any] = old.get(section) or {}
+        after: Mapping[str, Any] = new.get(section) or {}
+        for key in sorted(set(before) | set(after)):
+            if key not in after:
+                changes.append(f"{noun} {key} removed")
+            elif key not in before:
+                changes.append(f"{noun} {key} added ({after[key]})")
+            elif before[key] != after[key]:
+                changes.append(f"{noun} {key} {before[key]} -> {after[key]}")
+    return ", ".join(changes) if changes else "pod template changed"
+
+
+def _pod_name(app: str, template_hash: str, slot: int) -> str:
+    return f"{app}-{template_hash}-{slot}"
+
+
+def _pod_actions(
+    desired: DesiredState,
+    pods: Sequence[ObservedPod],
+    taken_names: frozenset[str],
+    now: datetime.datetime,
+) -> tuple[list[Action], float | None]:
+    actions: list[Action] = []
+    requeue: float | None = None
+    live = [p for p in pods if not p.deleting]
+    for pod in live:
+        if pod.finished:
+            actions.append(Action("delete_pod", pod.name, f"deleting {pod.name}: it is "
+                                  f"{pod.phase}{' (' + pod.reason + ')' if pod.reason else ''}"
+                                  " and will never serve again", uid=pod.uid))
+    running = [p for p in live if not p.finished]
+    current = [p for p in running if p.template_hash == desired.template_hash]
+    old = [p for p in running if p.template_hash != desired.template_hash]
+    replicas = desired.replicas
+    used = {p.name for p in pods} | set(taken_names)
+
+    def create(count: int, why: str) -> None:
+        slot = 0
+        for _ in range(count):
+            while _pod_name(desired.app_name, desired.template_hash, slot) in used:
+                slot += 1
+            name = _pod_name(desired.app_name, desired.template_hash, slot)
+            used.add(name)
+            actions.append(Action("create_pod", name, f"creating {name}: {why}",
+                                  body=desired.pod(name)))
+
+    def delete(victims: Sequence[ObservedPod], why: str) -> None:
+        actions.extend(Action("delete_pod", p.name, f"deleting {p.name}: {why}", uid=p.uid)
+                       for p in victims)
+
+    def replacing(pod: ObservedPod) -> str:
+        change = describe_template_change(pod.template_summary, desired.template_summary)
+        return (f"template hash {pod.template_hash} != {desired.template_hash} ({change})")
+
+    terminating_old = [p for p in pods if p.deleting and p.template_hash != desired.template_hash]
+    if desired.strategy == "Recreate" and (old or terminating_old):
+        # Recreate means no new Pod runs beside an old one: wait until they are all gone.
+        delete(old, f"Recreate strategy, {replacing(old[0])}" if old else "")
+        return actions, None
+
+    if not old:
+        if len(current) < replicas:
+            create(replicas - len(current), f"{len(current)} of {replicas} replicas exist")
+        elif len(current) > replicas:
+            extra = _least_valuable_first(current)[: len(current) - replicas]
+            delete(extra, f"scaling down to {replicas} replicas ({len(current)} exist)")
+        return actions, requeue
+
+    # RollingUpdate, as a Deployment does it: surge new Pods within maxSurge, then remove
+    # old ones while at least replicas - maxUnavailable Pods stay available.
+    surge, max_unavailable = resolve_rolling(desired.max_surge, desired.max_unavailable, replicas)
+    room = replicas + surge - (len(current) + len(old))
+    wanted_new = max(0, min(replicas - len(current), room))
+    if wanted_new:
+        create(wanted_new, f"rolling update, {len(current)} of {replicas} replicas updated "
+                           f"(maxSurge {surge})")
+    if len(current) > replicas:
+        delete(_least_valuable_first(current)[: len(current) - replicas],
+               f"scaling down to {replicas} replicas during a rollout")
+
+    def is_available(pod: ObservedPod) -> bool:
+        return pod.available(now, desired.min_ready_seconds)
+
+    min_available = max(0, replicas - max_unavailable)
+    new_unavailable = sum(not is_available(p) for p in current)
+    budget = len(current) + len(old) - min_available - new_unavailable
+    victims: list[ObservedPod] = []
+    for pod in _least_valuable_first([p for p in old if not is_available(p)]):
+        if budget <= 0:
+            break
+        victims.append(pod)  # an unavailable old Pod costs no availability
+        budget -= 1
+    available_budget = min(budget, sum(is_available(p) for p in current + old) - min_available)
+    for pod in _least_valuable_first([p for p in old if is_available(p)]):
+        if available_budget <= 0:
+            break
+        victims.append(pod)
+        available_budget -= 1
+    for pod in victims:
+        actions.append(Action("delete_pod", pod.name,
+                              f"deleting {pod.name}: rolling update, {replacing(pod)}",
+                              uid=pod.uid))
+
+    if desired.min_ready_seconds:
+        waiting = [p for p in current if p.ready and not p.available(now, desired.min_ready_seconds)]
+        if waiting:
+            ready_since = min(p.ready_since for p in waiting if p.ready_since)
+            requeue = max(0.1, desired.min_ready_seconds - (now - ready_since).total_seconds())
+    return actions, requeue
+
+
+def service_differences(
+    desired: Mapping[str, Any], observed: Mapping[str, Any], owned_keys: Mapping[str, set[str]]
+) -> list[str]:
+    """What differs in the fields the operator owns, in words; empty when in sync.
+
+    owned_keys: label and annotation keys our field manager applied last time, so a key
+    dropped from the spec is noticed and removed.
+    """
+    differences: list[str] = []
+    desired_meta, observed_meta = desired.get("metadata", {}), observed.get("metadata", {})
+    for section in ("labels", "annotations"):
+        wanted: Mapping[str, str] = desired_meta.get(section) or {}
+        present: Mapping[str, str] = observed_meta.get(section) or {}
+        for key in sorted(wanted):
+            if present.get(key) != wanted[key]:
+                differences.append(
+                    f"{section[:-1]} {key}: {present.get(key)!r} -> {wanted[key]!r}")
+        for key in sorted(owned_keys.get(section, set()) - set(wanted)):
+            if key in present:
+                differences.append(f"{section[:-1]} {key} no longer wanted")
+    want_spec, have_spec = desired.get("spec", {}), observed.get("spec", {})
+    for key in ("type", "selector", "clusterIP", "sessionAffinity", "externalTrafficPolicy",
+                "publishNotReadyAddresses"):
+        if key in want_spec and have_spec.get(key) != want_spec[key]:
+            differences.append(f"{key}: {have_spec.get(key)!r} -> {want_spec[key]!r}")
+    have_ports = {p.get("name"): p for p in have_spec.get("ports") or []}
+    want_ports = {p.get("name"): p for p in want_spec.get("ports") or []}
+    for name in sorted(set(have_ports) - set(want_ports), key=str):
+        differences.append(f"port {name} no longer wanted")
+    for name, want in want_ports.items():
+        have = have_ports.get(name)
+        if have is None:
+            differences.append(f"port {name} missing")
+            continue
+        for key, value in want.items():
+            if have.get(key) != value:
+                differences.append(f"port {name} {key}: {have.get(key)!r} -> {value!r}")
+    return differences
+
+
+def plan(
+    desired: DesiredState,
+    pods: Sequence[ObservedPod],
+    service: Mapping[str, Any] | None,
+    *,
+    service_owned_keys: Mapping[str, set[str]] | None = None,
+    service_conflict: ServiceConflict | None = None,
+    taken_names: frozenset[str] = frozenset(),
+    now: datetime.datetime,
+) -> Plan:
+    actions, requeue = _pod_actions(desired, pods, taken_names, now)
+    blocked: list[str] = []
+    want = desired.service
+    if want is not None:
+        name = want["metadata"]["name"]
+        if service_conflict is not None:
+            blocked.append(f"Service {service_conflict.name} exists and is controlled by "
+                           f"{service_conflict.owner}; not touching it")
+        elif service is None:
+            actions.append(Action("apply_service", name, f"creating Service {name}", body=want))
+        else:
+            want_headless = want["spec"].get("clusterIP") == "None"
+            have_headless = (service.get("spec") or {}).get("clusterIP") == "None"
+            if want_headless != have_headless:
+                before, after = ("headless", "with a cluster IP") if have_headless else (
+                    "with a cluster IP", "headless")
+                actions.append(Action(
+                    "recreate_service", name,
+                    f"recreating Service {name}: it is {before} and must be {after}, "
+                    "and clusterIP is immutable",
+                    body=want, uid=(service.get("metadata") or {}).get("uid")))
+            else:
+                differences = service_differences(want, service, service_owned_keys or {})
+                if differences:
+                    actions.append(Action(
+                        "apply_service", name,
+                        f"updating Service {name}: {'; '.join(differences)}", body=want))
+    return Plan(tuple(actions), requeue, tuple(blocked))
+

@@ -1,0 +1,217 @@
+"""One reconcile of one app: observed -> desired -> plan -> apply -> status and events.
+
+The observed state comes from kopf's in-memory indexes (no reads per reconcile). A small
+memory of in-flight work ("expectations", as the ReplicaSet controller calls it) keeps a
+reconcile that runs before the watch has delivered our own creates and deletes from
+acting on a stale view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .apply import (
+    ApiClient,
+    ApplyResult,
+    TransientError,
+    check_service_owner,
+    execute,
+    merge_patch,
+    owned_keys,
+    summarise_done,
+)
+from .desired import AppRef, DesiredState, build_desired
+from .labels import UID_LABEL
+from .model import SpecError, parse_spec, validate_name
+from .plan import Plan, ServiceConflict, observe_pod, plan
+from .status import Problem, conditions_equal, merge_conditions, summarise
+from .workqueue import Backoff, Outcome
+
+__all__ = ["AppKey", "Observed", "Reconciler"]
+
+logger = logging.getLogger(__name__)
+AppKey = tuple[str, str]  # (namespace, name)
+EXPECTATION_TIMEOUT = 30.0
+PROBLEM_BACKOFF = Backoff(initial=2.0, maximum=60.0)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the indexes hold for one app at the start of a reconcile."""
+
+    app: Mapping[str, Any] | None
+    pods: tuple[Mapping[str, Any], ...] = ()
+    services: tuple[Mapping[str, Any], ...] = ()
+    slices: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass
+class _Expectations:
+    creates: set[str] = field(default_factory=set)
+    deletes: set[str] = field(default_factory=set)
+    deadline: float = 0.0
+
+    def satisfied(self, live_names: set[str], now: float) -> bool:
+        self.creates -= live_names & self.creates  # seen: fulfilled
+        self.deletes &= live_names  # gone: fulfilled
+        return (not self.creates and not self.deletes) or now > self.deadline
+
+
+@dataclass
+class _Memory:
+    """What the operator remembers of an app between reconciles (lost on restart, safely)."""
+
+    expectations: _Expectations = field(default_factory=_Expectations)
+    problem_events: tuple[str, ...] = ()
+    problem_runs: int = 0
+    foreign_names: set[str] = field(default_factory=set)
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
+    return any(ref.get("controller") and ref.get("uid") == uid
+               for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+class Reconciler:
+    def __init__(
+        self,
+        client: ApiClient,
+        observe: Callable[[AppKey], Observed],
+        *,
+        clock: Callable[[], datetime.datetime] = _utcnow,
+    ) -> None:
+        self.client = client
+        self.observe = observe
+        self.clock = clock
+        self.memory: dict[AppKey, _Memory] = {}
+        self.writes = 0
+
+    async def __call__(self, key: AppKey) -> Outcome:
+        observed = self.observe(key)
+        app = observed.app
+        metadata = (app or {}).get("metadata") or {}
+        if app is None or metadata.get("deletionTimestamp"):
+            # Gone, or going: the garbage collector removes the children (ownerReferences).
+            self.memory.pop(key, None)
+            return Outcome()
+        memory = self.memory.setdefault(key, _Memory())
+        ref = AppRef(key[0], key[1], metadata["uid"])
+        generation = int(metadata.get("generation") or 0)
+        pods = [observe_pod(p) for p in observed.pods if _controlled_by(p, ref.uid)]
+        services = [s for s in observed.services if _controlled_by(s, ref.uid)
+                    and s["metadata"]["name"] == ref.name]
+        service = services[0] if services else None
+
+        try:
+            validate_name(ref.name)
+            spec = parse_spec(app.get("spec") or {})
+        except SpecError as error:
+            problem = Problem("InvalidSpec", str(error))
+            await self._report(ref, app, generation, None, pods, service, observed.slices,
+                               [problem], memory)
+            return Outcome()
+
+        desired = build_desired(ref, spec)
+        live_names = {p.name for p in pods}
+        if not memory.expectations.satisfied(live_names, time.monotonic()):
+            # Our own writes have not all come back through the watch yet; their events
+            # will run this again. Acting now could double a create or a delete.
+            return Outcome(requeue_after=max(0.1, memory.expectations.deadline - time.monotonic()))
+
+        conflict: ServiceConflict | None = None
+        if desired.service is not None and service is None:
+            found, conflict = await asyncio.to_thread(check_service_owner, self.client, ref,
+                                                     ref.name)
+            service = found or service
+
+        the_plan = plan(
+            desired, pods, service,
+            service_owned_keys=owned_keys(service) if service else None,
+            service_conflict=conflict,
+            taken_names=frozenset(memory.foreign_names),
+            now=self.clock(),
+        )
+        result = await execute(self.client, ref, the_plan) if not the_plan.empty else ApplyResult()
+        self._remember(memory, result)
+        problems = list(result.problems)
+        if conflict is not None:
+            problems.append(Problem("ServiceConflict", the_plan.blocked[0]))
+        if result.foreign_names:
+            problems.append(Problem("PodNameTaken", "Pods not controlled by this app hold the "
+                                    f"names {', '.join(sorted(result.foreign_names))}; "
+                                    "other names are used"))
+        for reason, message in summarise_done(result.done):
+            await self._event(ref, "Normal", reason, message)
+        if result.service is not None:
+            service = result.service
+        await self._report(ref, app, generation, desired, pods, service, observed.slices,
+                           problems, memory)
+        return self._outcome(the_plan, problems, memory)
+
+    def _remember(self, memory: _Memory, result: ApplyResult) -> None:
+        if result.created_pods or result.deleted_pods:
+            memory.expectations.creates |= set(result.created_pods)
+            memory.expectations.deletes |= set(result.deleted_pods)
+            memory.expectations.deadline = time.monotonic() + EXPECTATION_TIMEOUT
+        memory.foreign_names |= set(result.foreign_names)
+
+    def _outcome(self, the_plan: Plan, problems: list[Problem], memory: _Memory) -> Outcome:
+        if problems:
+            # A refusal (quota, Pod Security, ...) may be lifted without any event on our
+            # objects, so look again, but less and less often: never a hot loop.
+            memory.problem_runs += 1
+            return Outcome(requeue_after=PROBLEM_BACKOFF.delay(memory.problem_runs))
+        memory.problem_runs = 0
+        return Outcome(requeue_after=the_plan.requeue_after)
+
+    async def _report(
+        self,
+        ref: AppRef,
+        app: Mapping[str, Any],
+        generation: int,
+        desired: DesiredState | None,
+        pods: list[Any],
+        service: Mapping[str, Any] | None,
+        slices: Iterable[Mapping[str, Any]],
+        problems: list[Problem],
+        memory: _Memory,
+    ) -> None:
+        current = app.get("status") or {}
+        wanted = summarise(generation=generation, desired=desired, pods=pods, service=service,
+                           slices=list(slices), problems=problems, now=self.clock())
+        wanted["conditions"] = merge_conditions(
+            wanted["conditions"], current.get("conditions") or [],
+            self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"))
+        if not conditions_equal(wanted, current):
+            answer = await asyncio.to_thread(self.client.patch_status, ref,
+                                             merge_patch(current, wanted))
+            self.writes += 1
+            if answer.code == 404:
+                return  # deleted meanwhile
+            if not answer.ok:
+                raise TransientError(f"writing status: {answer.code} {answer.message}")
+        signature = tuple(f"{p.reason}: {p.message}" for p in problems)
+        if signature and signature != memory.problem_events:
+            for problem in problems:
+                await self._event(ref, "Warning", problem.reason, problem.message)
+                logger.warning("Degraded %s/%s: %s", ref.namespace, ref.name, problem.message)
+        memory.problem_events = signature
+
+    async def _event(self, ref: AppRef, kind: str, reason: str, message: str) -> None:
+        answer = await asyncio.to_thread(self.client.post_event, ref, kind, reason, message)
+        if not answer.ok:  # events are best effort: never fail a reconcile for one
+            logger.debug("Could not post event %s: %s", reason, answer.message)
+
+
+def pod_app_uid(pod: Mapping[str, Any]) -> str:
+    return str(((pod.get("metadata") or {}).get("labels") or {}).get(UID_LABEL, ""))

@@ -1,0 +1,196 @@
+"""Observed children -> status and conditions. Pure.
+
+Conditions follow the metav1.Condition shape. Ready means the current spec is fully
+serving: every desired replica updated and available, and every exposed port has as many
+ready endpoints as there are replicas. Progressing means the operator is moving Pods
+toward the spec. Degraded means something blocks it and a person must act; its message
+says what and where.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .desired import DesiredState
+from .labels import selector_string
+from .plan import ObservedPod
+
+__all__ = [
+    "Problem",
+    "conditions_equal",
+    "merge_conditions",
+    "ready_endpoints_by_port",
+    "summarise",
+]
+
+CLUSTER_DOMAIN = "cluster.local"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that blocks reconciliation, for the Degraded condition."""
+
+    reason: str
+    message: str
+
+
+def ready_endpoints_by_port(slices: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Ready endpoints per Service port name, over all EndpointSlices of the Service."""
+    counts: dict[str, int] = {}
+    for endpoint_slice in slices:
+        ready = sum(
+            1 for e in endpoint_slice.get("endpoints") or []
+            if (e.get("conditions") or {}).get("ready")
+        )
+        for port in endpoint_slice.get("ports") or []:
+            name = port.get("name") or ""
+            counts[name] = counts.get(name, 0) + ready
+    return counts
+
+
+def _condition(kind: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
+    return {"type": kind, "status": "True" if ok else "False", "reason": reason,
+            "message": message, "observedGeneration": generation}
+
+
+def summarise(
+    *,
+    generation: int,
+    desired: DesiredState | None,
+    pods: Sequence[ObservedPod],
+    service: Mapping[str, Any] | None,
+    slices: Sequence[Mapping[str, Any]],
+    problems: Sequence[Problem],
+    now: datetime.datetime,
+) -> dict[str, Any]:
+    """The status the app should have, without lastTransitionTime (see merge_conditions)."""
+    live = [p for p in pods if not p.deleting and not p.finished]
+    if desired is None:  # the spec is invalid: report the problem, claim nothing else
+        degraded = problems[0] if problems else Problem("InvalidSpec", "the spec is invalid")
+        return {
+            "observedGeneration": generation,
+            "replicas": len(live),
+            "conditions": [
+                _condition("Ready", False, degraded.reason, degraded.message, generation),
+                _condition("Progressing", False, degraded.reason,
+                           "nothing changes until the spec is fixed", generation),
+                _condition("Degraded", True, degraded.reason, degraded.message, generation),
+            ],
+        }
+    updated = [p for p in live if p.template_hash == desired.template_hash]
+    ready = [p for p in live if p.ready]
+    available = [p for p in live if p.available(now, desired.min_ready_seconds)]
+    updated_available = [p for p in updated if p.available(now, desired.min_ready_seconds)]
+    endpoints = ready_endpoints_by_port(slices)
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "replicas": len(live),
+        "readyReplicas": len(ready),
+        "availableReplicas": len(available),
+        "updatedReplicas": len(updated),
+        "selector": selector_string(dict(desired.selector)),
+        "ready": f"{len(ready)}/{desired.replicas}",
+        "images": ",".join(desired.images),
+    }
+    service_status: dict[str, Any] | None = None
+    if desired.service is not None:
+        name = desired.service["metadata"]["name"]
+        observed_spec = (service or {}).get("spec") or {}
+        observed_ports = {p.get("name"): p for p in observed_spec.get("ports") or []}
+        service_status = {
+            "name": name,
+            "type": desired.service_type,
+            "dnsName": f"{name}.{desired.namespace}.svc.{CLUSTER_DOMAIN}",
+            "ports": [],
+        }
+        if observed_spec.get("clusterIP"):
+            service_status["clusterIP"] = observed_spec["clusterIP"]
+        ingress = (((service or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress")
+        if ingress:
+            service_status["loadBalancer"] = {"ingress": ingress}
+        for mapping in desired.ports:
+            entry: dict[str, Any] = {
+                "name": mapping.name, "protocol": mapping.protocol, "port": mapping.port,
+                "targetPort": mapping.name, "containerPort": mapping.container_port,
+                "container": mapping.container, "readyEndpoints": endpoints.get(mapping.name, 0),
+            }
+            node_port = (observed_ports.get(mapping.name) or {}).get("nodePort")
+            if node_port:
+                entry["nodePort"] = node_port
+            service_status["ports"].append(entry)
+        status["service"] = service_status
+        status["ports"] = ",".join(
+            f"{m.port}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{m.protocol}"
+            for m, p in zip(desired.ports, service_status["ports"], strict=True))
+
+    replicas = desired.replicas
+    old = [p for p in live if p.template_hash != desired.template_hash]
+    if old and desired.strategy == "RollingUpdate":
+        progressing = ("RollingUpdate",
+                       f"{len(updated)} of {replicas} replicas updated, {len(old)} old remain")
+    elif old:
+        progressing = ("Recreate", f"removing {len(old)} old Pods before creating new ones")
+    elif len(live) < replicas:
+        progressing = ("ScalingUp", f"{len(live)} of {replicas} replicas exist")
+    elif len(live) > replicas:
+        progressing = ("ScalingDown", f"{len(live)} Pods exist, {replicas} wanted")
+    elif len(updated_available) < replicas:
+        progressing = ("WaitingForReady",
+                       f"{len(updated_available)} of {replicas} replicas available")
+    else:
+        progressing = ("Complete", f"{replicas} of {replicas} replicas updated and available")
+
+    not_serving = [
+        f"port {p['name']} has {p['readyEndpoints']} of {replicas} ready endpoints"
+        for p in (service_status or {}).get("ports", []) if p["readyEndpoints"] < replicas
+    ]
+    ready_condition: tuple[bool, str, str]
+    if problems:
+        ready_condition = (False, problems[0].reason, problems[0].message)
+    elif replicas == 0 and not live:
+        ready_condition = (True, "ScaledToZero", "replicas is 0; the Service has no endpoints")
+    elif progressing[0] != "Complete":
+        ready_condition = (False, progressing[0], progressing[1])
+    elif desired.service is not None and service is None:
+        ready_condition = (False, "ServiceMissing", f"Service {desired.app_name} does not exist yet")
+    elif not_serving:
+        ready_condition = (False, "EndpointsNotReady", "; ".join(not_serving))
+    else:
+        ready_condition = (True, "Serving", f"{replicas} of {replicas} replicas ready"
+                           + (f", Service {desired.app_name} serving every port"
+                              if desired.service is not None else ""))
+    degraded_condition = (
+        (True, problems[0].reason, "; ".join(p.message for p in problems)) if problems
+        else (False, "AsExpected", "nothing blocks reconciliation"))
+    status["conditions"] = [
+        _condition("Ready", *ready_condition, generation),
+        _condition("Progressing", progressing[0] != "Complete", *progressing, generation),
+        _condition("Degraded", *degraded_condition, generation),
+    ]
+    return status
+
+
+def merge_conditions(
+    new: Sequence[Mapping[str, Any]], old: Sequence[Mapping[str, Any]], now: str
+) -> list[dict[str, Any]]:
+    """Carry lastTransitionTime over while a condition's status stays the same."""
+    previous = {c.get("type"): c for c in old}
+    merged = []
+    for condition in new:
+        before = previous.get(condition["type"])
+        since = before.get("lastTransitionTime") if before and \
+            before.get("status") == condition["status"] else None
+        merged.append({**condition, "lastTransitionTime": since or now})
+    return merged
+
+
+def conditions_equal(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Two statuses are the same if they differ at most in lastTransitionTime."""
+    def strip(status: Mapping[str, Any]) -> dict[str, Any]:
+        return {**status, "conditions": [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"}
+            for c in status.get("conditions") or []]}
+    return strip(a) == strip(b)
