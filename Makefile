@@ -38,7 +38,7 @@ test: lint cluster-build  ## lint, then unit and e2e tests (the e2e suite starts
 	$(BIN)/pytest tests -q --junitxml=$(RUN_DIR)/junit.xml
 
 demo: venv cluster-build  ## start the local control plane, run the operator, show it working
-	$(BIN)/python -m exposedapp.demo
+	$(BIN)/python -m devcluster.demo
 
 cluster-up: cluster-build  ## start the local control plane (detached)
 	$(BIN)/devcluster up

@@ -33,7 +33,9 @@ def container(
     return {"name": name, "image": image, "ports": [port()] if ports is None else ports, **fields}
 
 
-def app(name: str = "bad", containers: list[dict[str, Any]] | None = None, **spec: Any) -> dict[str, Any]:
+def app(
+    name: str = "bad", containers: list[dict[str, Any]] | None = None, **spec: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": "exposedapp.dev/v1alpha1",
         "kind": "ExposedApp",
@@ -67,15 +69,17 @@ INVALID: tuple[Invalid, ...] = (
         app(containers=[container(), container("metrics", "exporter:1", [port("metrics", 8080)])]),
         f'spec.containers[1].ports[0].containerPort: 8080/TCP is already used by port "http" '
         f'of container "app" {_SHARED}',
-        ("spec.containers:", "containerPort 8080/TCP is declared more than once"),
+        ("spec.containers:", 'port "http" has the containerPort and protocol of another port'),
     ),
     Invalid(
         "service-port-twice", "service-ports-unique",
-        app(containers=[container(ports=[port(servicePort=80), port("admin", 9000, servicePort=80)])]),
+        app(containers=[container(ports=[port(servicePort=80),
+                                         port("admin", 9000, servicePort=80)])]),
         'spec.containers[0].ports[1].servicePort: Service port 80/TCP is already used by port '
         '"http" of container "app" (servicePort defaults to containerPort): set a distinct '
         "servicePort, or expose: false",
-        ("spec.containers:", "Service port 80/TCP is used by more than one exposed port"),
+        ("spec.containers:", 'exposed port "http" has the Service port and protocol of '
+         "another exposed port"),
     ),
     Invalid(
         "service-port-equals-other-container-port", "service-ports-unique",
@@ -83,15 +87,17 @@ INVALID: tuple[Invalid, ...] = (
         'spec.containers[1].ports[0].servicePort: Service port 9090/TCP is already used by port '
         '"http" of container "app" (servicePort defaults to containerPort): set a distinct '
         "servicePort, or expose: false",
-        ("spec.containers:", "Service port 9090/TCP is used by more than one exposed port"),
+        ("spec.containers:", 'exposed port "http" has the Service port and protocol of '
+         "another exposed port"),
     ),
     Invalid(
         "node-port-twice", "node-ports-unique",
-        app(containers=[container(ports=[port(nodePort=30080), port("admin", 9000, nodePort=30080)])],
+        app(containers=[container(ports=[port(nodePort=30080),
+                                         port("admin", 9000, nodePort=30080)])],
             service={"type": "NodePort"}),
         'spec.containers[0].ports[1].nodePort: nodePort 30080/TCP is already used by port '
         '"http" of container "app" (each nodePort/protocol opens one port on every node)',
-        ("spec.containers:", "nodePort 30080 is used by more than one port"),
+        ("spec.containers:", 'port "http" has the nodePort and protocol of another port'),
     ),
     Invalid(
         "port-zero", "minimum",
@@ -122,14 +128,14 @@ INVALID: tuple[Invalid, ...] = (
         app(containers=[container(ports=[port(nodePort=30080)])]),
         f"{_P0}.nodePort: nodePort needs service.type NodePort or LoadBalancer, but "
         "service.type is ClusterIP",
-        ("spec.containers:", 'port "http" sets nodePort', "service.type is ClusterIP"),
+        ("spec.containers:", "a port sets nodePort", "service.type is ClusterIP"),
     ),
     Invalid(
         "node-port-with-headless", "node-port-needs-type",
         app(containers=[container(ports=[port(nodePort=30080)])], service={"type": "Headless"}),
         f"{_P0}.nodePort: nodePort needs service.type NodePort or LoadBalancer, but "
         "service.type is Headless",
-        ("spec.containers:", 'port "http" sets nodePort', "service.type is Headless"),
+        ("spec.containers:", "a port sets nodePort", "service.type is Headless"),
     ),
     Invalid(
         "node-port-80", "minimum",
@@ -139,7 +145,8 @@ INVALID: tuple[Invalid, ...] = (
     ),
     Invalid(
         "node-port-on-pod-only-port", "port-expose-only",
-        app(containers=[container(ports=[port(), port("admin", 9000, expose=False, nodePort=30090)])],
+        app(containers=[container(ports=[port(),
+                                         port("admin", 9000, expose=False, nodePort=30090)])],
             service={"type": "NodePort"}),
         "spec.containers[0].ports[1].nodePort: servicePort and nodePort need expose: true "
         "(this port is pod-only)",
@@ -178,7 +185,7 @@ INVALID: tuple[Invalid, ...] = (
         "probe-names-undeclared-port", "readinessProbe-httpGet-port-declared",
         app(containers=[container(readinessProbe={"httpGet": {"port": "web", "path": "/"}})]),
         'spec.containers[0].readinessProbe.httpGet.port: "web" names no port of container "app"',
-        ("spec.containers[0].readinessProbe.httpGet.port", 'port "web" names no port'),
+        ("spec.containers[0].readinessProbe.httpGet.port", 'names no port of container "app"'),
     ),
     Invalid(
         "host-port", "unknown field",
@@ -226,14 +233,14 @@ INVALID: tuple[Invalid, ...] = (
     ),
     Invalid(
         "reserved-label", "reserved-labels-keys",
-        app(podLabels={"exposedapp.dev/x": "y"}),
+        app(podLabels={"exposedapp.dev/x": "v"}),
         'spec.podLabels[exposedapp.dev/x]: key "exposedapp.dev/x" uses a reserved prefix '
         "(exposedapp.dev/, kubernetes.io/, k8s.io/): the operator or Kubernetes owns these labels",
         ("spec.podLabels", 'key "exposedapp.dev/x" uses a reserved prefix'),
     ),
     Invalid(
         "reserved-annotation", "reserved-annotations-keys",
-        app(podAnnotations={"kubernetes.io/x": "y"}),
+        app(podAnnotations={"kubernetes.io/x": "v"}),
         'spec.podAnnotations[kubernetes.io/x]: key "kubernetes.io/x" uses a reserved prefix '
         "(exposedapp.dev/, kubernetes.io/, k8s.io/): the operator or Kubernetes owns these "
         "annotations",
@@ -241,7 +248,7 @@ INVALID: tuple[Invalid, ...] = (
     ),
     Invalid(
         "reserved-service-label", "reserved-labels-keys",
-        app(service={"labels": {"k8s.io/x": "y"}}),
+        app(service={"labels": {"k8s.io/x": "v"}}),
         'spec.service.labels[k8s.io/x]: key "k8s.io/x" uses a reserved prefix '
         "(exposedapp.dev/, kubernetes.io/, k8s.io/): the operator or Kubernetes owns these labels",
         ("spec.service.labels", 'key "k8s.io/x" uses a reserved prefix'),
@@ -271,7 +278,7 @@ INVALID: tuple[Invalid, ...] = (
         "volume-mount-undeclared", "volume-mount-declared",
         app(containers=[container(volumeMounts=[{"name": "data", "mountPath": "/data"}])]),
         'spec.containers[0].volumeMounts[0].name: volume "data" is not declared in spec.volumes',
-        ("spec.containers:", 'volumeMount "data" names no volume in spec.volumes'),
+        ("spec.containers:", "every volumeMount must name a volume declared in spec.volumes"),
     ),
     Invalid(
         "mount-path-twice", "mount-paths-unique",

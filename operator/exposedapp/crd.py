@@ -229,16 +229,14 @@ def _rule(
     *,
     message_expression: str | None = None,
     field_path: str | None = None,
-    reason: str | None = None,
 ) -> Schema:
-    assert _RULE_KEYS.setdefault((rule, message), key) == key, f"rule {key} is ambiguous"
+    if _RULE_KEYS.setdefault((rule, message), key) != key:
+        raise ValueError(f"one rule, two keys: {key} and {_RULE_KEYS[rule, message]}")
     out: Schema = {"rule": rule, "message": message}
     if message_expression:
         out["messageExpression"] = message_expression
     if field_path:
         out["fieldPath"] = field_path
-    if reason:
-        out["reason"] = reason
     return out
 
 
@@ -310,7 +308,7 @@ _RELATIVE_PATH_RULES = [
 _KEY_TO_PATH = _obj(
     {
         "key": _str(253, min_length=1),
-        "path": _str(1024, min_length=1, rules=_RELATIVE_PATH_RULES),
+        "path": _str(253, min_length=1, rules=_RELATIVE_PATH_RULES),
         "mode": _MODE,
     },
     required=["key", "path"],
@@ -479,8 +477,8 @@ def _probe_port_rule(probe: str, handler: str) -> Schema:
         f"!has(self.{probe}) || !has(self.{probe}.{handler}) || type({port}) == int "
         f"|| (has(self.ports) && self.ports.exists(p, p.name == {port}))",
         f"{probe}.{handler}.port names no port of this container",
-        message_expression=f"'{probe}.{handler}.port \"' + string({port}) + '\" names no "
-        "port of container \"' + self.name + '\"'",
+        message_expression=f"'{probe}.{handler}.port names no port of container \"' + "
+        "self.name + '\"'",
         field_path=f".{probe}.{handler}.port",
     )
 
@@ -535,11 +533,21 @@ def _pod_count(cond: str) -> str:
     return f"self.map(d, has(d.ports) ? d.ports.filter(q, {cond}).size() : 0).sum()"
 
 
-def _first_pod_port(cond: str) -> str:
-    """CEL over the containers list: the first port p of the Pod that satisfies cond."""
-    return (
-        f"self.filter(c, has(c.ports) && c.ports.exists(p, {cond}))[0]"
-        f".ports.filter(p, {cond})[0]"
+def _first_name(lists: str) -> str:
+    """CEL: the first name of a list of lists of names, where '' means none.
+
+    Messages build their names this way (map to strings, then filter) because the cost
+    estimate keeps a string's bound through map() but loses it through filter() on
+    objects and string(int); an unbounded string in a message blows the budget.
+    """
+    return f"{lists}.filter(l, l.size() > 0)[0][0]"
+
+
+def _first_pod_port_name(cond: str) -> str:
+    """CEL over the containers list: the name of the first port p of the Pod with cond."""
+    return _first_name(
+        f"self.map(c, has(c.ports) ? c.ports.map(p, ({cond}) ? p.name : '')"
+        ".filter(n, n != '') : [])"
     )
 
 
@@ -552,15 +560,20 @@ def _pod_unique(same: str, only: str = "true") -> str:
 
 
 def _pod_duplicate(same: str, only: str = "true") -> str:
-    """CEL: the first port p of the Pod that breaks _pod_unique(same, only)."""
+    """CEL: the name of the first port p of the Pod that breaks _pod_unique(same, only)."""
     if only == "true":
-        return _first_pod_port(f"{_pod_count(same)} > 1")
+        return _first_pod_port_name(f"{_pod_count(same)} > 1")
     count = _pod_count(f"{_as_q(only)} && {same}")
-    return _first_pod_port(f"{only} && {count} > 1")
+    return _first_pod_port_name(f"{only} && {count} > 1")
 
 
 def _as_q(condition_on_p: str) -> str:
     return condition_on_p.replace("p.", "q.")
+
+
+def _duplicate_name(items: str = "self") -> str:
+    """CEL: the first name used twice in a list of objects with unique names."""
+    return f"{items}.map(x, x.name).filter(n, !{items}.exists_one(y, y.name == n))[0]"
 
 
 _SAME_NAME = "q.name == p.name"
@@ -577,14 +590,14 @@ _CONTAINERS_RULES = [
         "container-names-unique",
         "self.all(c, self.exists_one(d, d.name == c.name))",
         "container names must be unique",
-        message_expression="'container name \"' + self.filter(c, !self.exists_one(d, "
-        "d.name == c.name))[0].name + '\" is used by more than one container'",
+        message_expression=f"'container name \"' + {_duplicate_name()} + '\" is used by "
+        "more than one container'",
     ),
     _rule(
         "port-names-unique",
         _pod_unique(_SAME_NAME),
         f"port names must be unique across all containers: {_SHARED_PORT_SPACE}",
-        message_expression=f"'port name \"' + {_pod_duplicate(_SAME_NAME)}.name + '\" is "
+        message_expression=f"'port name \"' + {_pod_duplicate(_SAME_NAME)} + '\" is "
         f"declared more than once across the containers: {_SHARED_PORT_SPACE}, so port "
         "names are unique in the Pod'",
     ),
@@ -592,30 +605,26 @@ _CONTAINERS_RULES = [
         "container-ports-unique",
         _pod_unique(_SAME_CONTAINER_PORT),
         f"each containerPort/protocol can be declared once in the Pod: {_SHARED_PORT_SPACE}",
-        message_expression=f"'containerPort ' + string({_pod_duplicate(_SAME_CONTAINER_PORT)}"
-        f".containerPort) + '/' + {_pod_duplicate(_SAME_CONTAINER_PORT)}.protocol + ' is "
-        f"declared more than once across the containers: {_SHARED_PORT_SPACE}, so only one "
-        "container can listen on it'",
+        message_expression=f"'port \"' + {_pod_duplicate(_SAME_CONTAINER_PORT)} + '\" has "
+        "the containerPort and protocol of another port in the Pod: "
+        f"{_SHARED_PORT_SPACE}, so only one container can listen on it'",
     ),
     _rule(
         "service-ports-unique",
         _pod_unique(_SAME_SERVICE_PORT, "p.expose"),
         "each exposed port needs its own Service port (servicePort, or containerPort when "
         "servicePort is unset) per protocol",
-        message_expression="'Service port ' + string("
-        + _SERVICE_PORT.format(_pod_duplicate(_SAME_SERVICE_PORT, "p.expose"))
-        + ") + '/' + "
-        + _pod_duplicate(_SAME_SERVICE_PORT, "p.expose")
-        + ".protocol + ' is used by more than one exposed port (servicePort defaults to "
-        "containerPort): set a distinct servicePort, or expose: false'",
+        message_expression=f"'exposed port \"' + {_pod_duplicate(_SAME_SERVICE_PORT, 'p.expose')}"
+        " + '\" has the Service port and protocol of another exposed port (servicePort "
+        "defaults to containerPort): set a distinct servicePort, or expose: false'",
     ),
     _rule(
         "node-ports-unique",
         _pod_unique(_SAME_NODE_PORT, "has(p.nodePort)"),
         "each nodePort/protocol can be used by one port only",
-        message_expression="'nodePort ' + string("
+        message_expression="'port \"' + "
         + _pod_duplicate(_SAME_NODE_PORT, "has(p.nodePort)")
-        + ".nodePort) + ' is used by more than one port'",
+        + " + '\" has the nodePort and protocol of another port'",
     ),
     _rule(
         "exposed-port-required",
@@ -657,7 +666,9 @@ _SERVICE = _obj(
         ),
         _rule(
             "headless-immutable",
-            "(self.type == 'Headless') == (oldSelf.type == 'Headless')",
+            # has(): the apiserver also checks this rule against the bare default {}.
+            "(has(self.type) && self.type == 'Headless') "
+            "== (has(oldSelf.type) && oldSelf.type == 'Headless')",
             "service.type cannot change to or from Headless: a Service's clusterIP is "
             "immutable; delete and re-create the ExposedApp",
             field_path=".type",
@@ -700,11 +711,11 @@ def _source(properties: Mapping[str, Schema], required: Sequence[str] = ()) -> S
     return _obj(properties, required=required)
 
 
-_ITEMS = _list(_KEY_TO_PATH, 64)
+_ITEMS = _list(_KEY_TO_PATH, 32)
 _DOWNWARD_ITEMS = _list(
     _obj(
         {
-            "path": _str(1024, min_length=1, rules=_RELATIVE_PATH_RULES),
+            "path": _str(253, min_length=1, rules=_RELATIVE_PATH_RULES),
             "fieldRef": _OBJECT_FIELD,
             "resourceFieldRef": _RESOURCE_FIELD,
             "mode": _MODE,
@@ -718,7 +729,7 @@ _DOWNWARD_ITEMS = _list(
             )
         ],
     ),
-    64,
+    32,
 )
 PROJECTION_SOURCES = ("configMap", "secret", "downwardAPI", "serviceAccountToken")
 
@@ -759,7 +770,7 @@ _VOLUME = _obj(
                                 {
                                     "audience": _str(256),
                                     "expirationSeconds": _int(600, 2**32, fmt="int64"),
-                                    "path": _str(1024, min_length=1,
+                                    "path": _str(253, min_length=1,
                                                  rules=_RELATIVE_PATH_RULES),
                                 },
                                 ["path"],
@@ -818,8 +829,8 @@ SPEC_SCHEMA: Schema = _obj(
                     "volume-names-unique",
                     "self.all(v, self.exists_one(w, w.name == v.name))",
                     "volume names must be unique",
-                    message_expression="'volume name \"' + self.filter(v, !self.exists_one(w, "
-                    "w.name == v.name))[0].name + '\" is used by more than one volume'",
+                    message_expression=f"'volume name \"' + {_duplicate_name()} + '\" is "
+                    "used by more than one volume'",
                 )
             ],
             description="Volumes the containers can mount. Only configMap, secret, emptyDir, "
@@ -837,10 +848,10 @@ SPEC_SCHEMA: Schema = _obj(
             "self.service.type in ['NodePort', 'LoadBalancer'] || self.containers.all(c, "
             "!has(c.ports) || c.ports.all(p, !has(p.nodePort)))",
             "nodePort needs service.type NodePort or LoadBalancer",
-            message_expression="'port \"' + self.containers.filter(c, has(c.ports) && "
-            "c.ports.exists(p, has(p.nodePort)))[0].ports.filter(p, has(p.nodePort))[0].name"
-            " + '\" sets nodePort, which needs service.type NodePort or LoadBalancer, but "
-            "service.type is ' + self.service.type",
+            # Naming the port here would need a nested map over self.containers, whose
+            # strings the cost estimate cannot bound at this level.
+            message_expression="'a port sets nodePort, which needs service.type NodePort or "
+            "LoadBalancer, but service.type is ' + self.service.type",
             field_path=".containers",
         ),
         _rule(
@@ -848,11 +859,6 @@ SPEC_SCHEMA: Schema = _obj(
             "self.containers.all(c, !has(c.volumeMounts) || c.volumeMounts.all(m, "
             "has(self.volumes) && self.volumes.exists(v, v.name == m.name)))",
             "every volumeMount must name a volume declared in spec.volumes",
-            message_expression="'volumeMount \"' + self.containers.filter(c, "
-            "has(c.volumeMounts) && c.volumeMounts.exists(m, !has(self.volumes) || "
-            "!self.volumes.exists(v, v.name == m.name)))[0].volumeMounts.filter(m, "
-            "!has(self.volumes) || !self.volumes.exists(v, v.name == m.name))[0].name"
-            " + '\" names no volume in spec.volumes'",
             field_path=".containers",
         ),
     ],
@@ -1034,7 +1040,8 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
+    # Long CEL and messages read best folded (">"): no quoting, and the same value.
+    style = ">" if len(value) > 60 else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

@@ -119,6 +119,8 @@ class Reconciler:
             problem = Problem("InvalidSpec", str(error))
             await self._report(ref, app, generation, None, pods, service, observed.slices,
                                [problem], memory)
+            logger.info("Reconciled %s/%s: the spec is invalid: %s", ref.namespace, ref.name,
+                        error)
             return Outcome()
 
         desired = build_desired(ref, spec)
@@ -126,6 +128,8 @@ class Reconciler:
         if not memory.expectations.satisfied(live_names, time.monotonic()):
             # Our own writes have not all come back through the watch yet; their events
             # will run this again. Acting now could double a create or a delete.
+            logger.debug("Deferred %s/%s: waiting for our own writes to be observed",
+                         ref.namespace, ref.name)
             return Outcome(requeue_after=max(0.1, memory.expectations.deadline - time.monotonic()))
 
         conflict: ServiceConflict | None = None
@@ -154,8 +158,11 @@ class Reconciler:
             await self._event(ref, "Normal", reason, message)
         if result.service is not None:
             service = result.service
-        await self._report(ref, app, generation, desired, pods, service, observed.slices,
-                           problems, memory)
+        wrote_status = await self._report(ref, app, generation, desired, pods, service,
+                                          observed.slices, problems, memory)
+        log = logger.info if (result.done or wrote_status or problems) else logger.debug
+        log("Reconciled %s/%s: %d actions, %d problems, status %s", ref.namespace, ref.name,
+            len(result.done), len(problems), "written" if wrote_status else "unchanged")
         return self._outcome(the_plan, problems, memory)
 
     def _remember(self, memory: _Memory, result: ApplyResult) -> None:
@@ -185,27 +192,31 @@ class Reconciler:
         slices: Iterable[Mapping[str, Any]],
         problems: list[Problem],
         memory: _Memory,
-    ) -> None:
+    ) -> bool:
+        """Write status if it changed, and post an event per new problem; True if written."""
         current = app.get("status") or {}
         wanted = summarise(generation=generation, desired=desired, pods=pods, service=service,
                            slices=list(slices), problems=problems, now=self.clock())
         wanted["conditions"] = merge_conditions(
             wanted["conditions"], current.get("conditions") or [],
             self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"))
+        written = False
         if not conditions_equal(wanted, current):
             answer = await asyncio.to_thread(self.client.patch_status, ref,
                                              merge_patch(current, wanted))
             self.writes += 1
             if answer.code == 404:
-                return  # deleted meanwhile
+                return False  # deleted meanwhile
             if not answer.ok:
                 raise TransientError(f"writing status: {answer.code} {answer.message}")
+            written = True
         signature = tuple(f"{p.reason}: {p.message}" for p in problems)
         if signature and signature != memory.problem_events:
             for problem in problems:
                 await self._event(ref, "Warning", problem.reason, problem.message)
                 logger.warning("Degraded %s/%s: %s", ref.namespace, ref.name, problem.message)
         memory.problem_events = signature
+        return written
 
     async def _event(self, ref: AppRef, kind: str, reason: str, message: str) -> None:
         answer = await asyncio.to_thread(self.client.post_event, ref, kind, reason, message)

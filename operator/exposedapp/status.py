@@ -92,8 +92,8 @@ def summarise(
         "availableReplicas": len(available),
         "updatedReplicas": len(updated),
         "selector": selector_string(dict(desired.selector)),
-        "ready": f"{len(ready)}/{desired.replicas}",
-        "images": ",".join(desired.images),
+        "readyText": f"{len(ready)}/{desired.replicas}",
+        "imagesText": ",".join(desired.images),
     }
     service_status: dict[str, Any] | None = None
     if desired.service is not None:
@@ -122,7 +122,7 @@ def summarise(
                 entry["nodePort"] = node_port
             service_status["ports"].append(entry)
         status["service"] = service_status
-        status["ports"] = ",".join(
+        status["portsText"] = ",".join(
             f"{m.port}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{m.protocol}"
             for m, p in zip(desired.ports, service_status["ports"], strict=True))
 

@@ -21,20 +21,21 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from kubetest import TestCluster, wait_for
+from kubetest import ClusterHandle, wait_for
+from kubetest.audit import AuditLog
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
     mode = os.environ.get("EXPOSEDAPP_E2E_CLUSTER", "local")
     if mode == "existing":
         kubeconfig = Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config"))
         if not kubeconfig.exists():
             pytest.fail(f"EXPOSEDAPP_E2E_CLUSTER=existing but no kubeconfig at {kubeconfig}")
-        yield TestCluster(kubeconfig, TestCluster.find_kubectl(None), local=False)
+        yield ClusterHandle(kubeconfig, ClusterHandle.find_kubectl(None), local=False)
         return
     if mode != "local":
         pytest.fail(f"EXPOSEDAPP_E2E_CLUSTER must be 'local' or 'existing', not {mode!r}")
@@ -48,16 +49,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCluster]:
     except (BuildError, ClusterError) as error:
         pytest.fail(f"the local control plane could not start: {error}", pytrace=False)
     try:
-        yield TestCluster(
-            Path(state.kubeconfig), TestCluster.find_kubectl(Path(state.binaries["kubectl"])),
+        yield ClusterHandle(
+            Path(state.kubeconfig), ClusterHandle.find_kubectl(Path(state.binaries["kubectl"])),
             local=True, run_dir=run_dir, audit_log=run_dir / "audit.log",
+            operator_kubeconfig=run_dir / "devcluster-operator.kubeconfig",
+            operator_user="devcluster-operator",
         )
     finally:
         down(run_dir)
 
 
 @pytest.fixture(scope="session")
-def api(cluster: TestCluster) -> client.ApiClient:
+def api(cluster: ClusterHandle) -> client.ApiClient:
     """The official client: the test oracle, distinct from the operator's pykube-ng."""
     return config.new_client_from_config(config_file=str(cluster.kubeconfig))
 
@@ -68,12 +71,12 @@ def core(api: client.ApiClient) -> client.CoreV1Api:
 
 
 @pytest.fixture(scope="session")
-def kubectl(cluster: TestCluster) -> Callable[..., subprocess.CompletedProcess[str]]:
+def kubectl(cluster: ClusterHandle) -> Callable[..., subprocess.CompletedProcess[str]]:
     return cluster.kubectl
 
 
 @pytest.fixture(scope="session")
-def crd(cluster: TestCluster) -> str:
+def crd(cluster: ClusterHandle) -> str:
     """Install the ExposedApp CRD from crds/ and wait until it is Established."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
@@ -103,11 +106,15 @@ def pods_of(core: client.CoreV1Api, namespace: str, selector: str) -> list[Any]:
 class OperatorProcess:
     """The real operator, `exposedapp run`, as a child process with its own log file."""
 
-    def __init__(self, cluster: TestCluster, log_dir: Path) -> None:
+    def __init__(self, cluster: ClusterHandle, log_dir: Path) -> None:
         self.cluster = cluster
         self.log_dir = log_dir
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.cluster.operator_kubeconfig or self.cluster.kubeconfig
 
     @property
     def log_path(self) -> Path:
@@ -118,10 +125,11 @@ class OperatorProcess:
         self.starts += 1
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "exposedapp", "run", "--liveness",
+            [sys.executable, "-m", "exposedapp", "run", "--verbose", "--liveness",
              f"http://127.0.0.1:{_free_port()}/healthz", *extra],
             stdout=log, stderr=subprocess.STDOUT,
-            env={**self.cluster.env(), "EXPOSEDAPP_RESYNC_SECONDS": "30", **(env or {})},
+            env={**self.cluster.env(), "KUBECONFIG": str(self.kubeconfig),
+                 "EXPOSEDAPP_RESYNC_SECONDS": "30", **(env or {})},
         )
         log.close()
 
@@ -154,7 +162,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def operator_process(
-    cluster: TestCluster, crd: str, tmp_path_factory: pytest.TempPathFactory
+    cluster: ClusterHandle, crd: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     log_dir = cluster.run_dir / "operator-logs" if cluster.run_dir else \
         tmp_path_factory.mktemp("operator-logs")
@@ -171,3 +179,18 @@ def operator(operator_process: OperatorProcess) -> OperatorProcess:
     if not operator_process.running():
         operator_process.start()
     return operator_process
+
+
+@pytest.fixture(scope="session")
+def audit(cluster: ClusterHandle, core: client.CoreV1Api) -> AuditLog:
+    if cluster.audit_log is None:
+        pytest.fail("write counting needs the local control plane's audit log")
+
+    def probe(name: str) -> None:
+        try:
+            core.read_namespace(name)
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
+
+    return AuditLog(cluster.audit_log, probe)

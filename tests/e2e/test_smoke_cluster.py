@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from kubetest import TestCluster, wait_for
+from kubetest import ClusterHandle, wait_for
 
 
 def _deployment(name: str, replicas: int) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def _ready_endpoints(discovery: client.DiscoveryV1Api, namespace: str, service: 
 
 
 def test_deployment_pods_get_ips_and_ready_endpoints_on_named_port(
-    cluster: TestCluster, api: client.ApiClient, core: client.CoreV1Api, namespace: str
+    cluster: ClusterHandle, api: client.ApiClient, core: client.CoreV1Api, namespace: str
 ) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", "-",
                     input=json.dumps({"apiVersion": "v1", "kind": "List",
@@ -74,7 +74,7 @@ def test_deployment_pods_get_ips_and_ready_endpoints_on_named_port(
 
 
 def test_deleting_a_deployment_garbage_collects_its_replicaset_and_pods(
-    cluster: TestCluster, api: client.ApiClient, core: client.CoreV1Api, namespace: str
+    cluster: ClusterHandle, api: client.ApiClient, core: client.CoreV1Api, namespace: str
 ) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(_deployment("gc", 2)))
     apps = client.AppsV1Api(api)
@@ -90,7 +90,7 @@ def test_deleting_a_deployment_garbage_collects_its_replicaset_and_pods(
 
 
 @pytest.fixture
-def widget_crd(cluster: TestCluster) -> Any:
+def widget_crd(cluster: ClusterHandle) -> Any:
     group = f"smoke{secrets.token_hex(3)}.example.com"
     crd = {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -121,7 +121,7 @@ def widget_crd(cluster: TestCluster) -> Any:
 
 
 def test_crd_cel_rule_rejects_a_bad_object_with_its_message(
-    cluster: TestCluster, widget_crd: str, namespace: str
+    cluster: ClusterHandle, widget_crd: str, namespace: str
 ) -> None:
     def widget(name: str, low: int, high: int) -> str:
         return json.dumps({"apiVersion": f"{widget_crd}/v1", "kind": "Widget",
@@ -139,7 +139,7 @@ def test_crd_cel_rule_rejects_a_bad_object_with_its_message(
 
 
 def test_rbac_denies_a_service_account_what_it_was_not_granted(
-    cluster: TestCluster, namespace: str, tmp_path: Path
+    cluster: ClusterHandle, namespace: str, tmp_path: Path
 ) -> None:
     cluster.kubectl("create", "serviceaccount", "reader", "-n", namespace)
     cluster.kubectl("create", "role", "pod-reader", "-n", namespace,

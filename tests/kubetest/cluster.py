@@ -8,16 +8,18 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TestCluster"]
+__all__ = ["ClusterHandle"]
 
 
 @dataclass(frozen=True)
-class TestCluster:
+class ClusterHandle:
     kubeconfig: Path
     kubectl_binary: str
     local: bool
     run_dir: Path | None = None
     audit_log: Path | None = None
+    operator_kubeconfig: Path | None = None  # a distinct identity, told apart in the audit log
+    operator_user: str | None = None
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}

@@ -1,0 +1,308 @@
+"""The reconciler against the real control plane, with the real operator process.
+
+Every scenario ends with a check that a further reconcile writes nothing: the test pokes
+the app (an annotation of its own, which the operator does not read), waits until the
+operator has reconciled it, and counts the operator's writes in the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import OperatorProcess
+from kubernetes import client
+from kubetest import ClusterHandle, wait_for
+from kubetest.audit import AuditLog
+
+GROUP, VERSION, PLURAL = "exposedapp.dev", "v1alpha1", "exposedapps"
+
+
+def app_manifest(name: str, replicas: int = 2, port: int = 8080, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ExposedApp",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas, "containers": [
+            {"name": "web", "image": "nginx:1.27",
+             "ports": [{"name": "http", "containerPort": port, "servicePort": 80}]}], **spec},
+    }
+
+
+class Apps:
+    def __init__(self, api: client.ApiClient, core: client.CoreV1Api, namespace: str,
+                 cluster: ClusterHandle) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.discovery = client.DiscoveryV1Api(api)
+        self.core = core
+        self.namespace = namespace
+        self.cluster = cluster
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, body))
+
+    def get(self, name: str) -> dict[str, Any]:
+        return dict(self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name))
+
+    def patch(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, patch))
+
+    def delete(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def pods(self, name: str) -> list[Any]:
+        return list(self.core.list_namespaced_pod(
+            self.namespace, label_selector=f"exposedapp.dev/app={name}").items)
+
+    def live_pods(self, name: str) -> list[Any]:
+        return [p for p in self.pods(name) if p.metadata.deletion_timestamp is None]
+
+    def condition(self, name: str, kind: str) -> dict[str, Any]:
+        conditions = self.get(name).get("status", {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == kind), {})
+
+    def wait_ready(self, name: str, timeout: float = 60) -> dict[str, Any]:
+        def observe() -> dict[str, Any]:
+            return self.get(name)
+
+        def ready(app: dict[str, Any]) -> bool:
+            status = app.get("status") or {}
+            ready_condition = next((c for c in status.get("conditions") or []
+                                    if c["type"] == "Ready"), {})
+            return (ready_condition.get("status") == "True"
+                    and status.get("observedGeneration") == app["metadata"]["generation"])
+
+        return wait_for(observe, ready, timeout=timeout, what=f"{name} Ready")
+
+    def ready_endpoints(self, service: str) -> dict[str, int]:
+        slices = self.discovery.list_namespaced_endpoint_slice(
+            self.namespace, label_selector=f"kubernetes.io/service-name={service}").items
+        counts: dict[str, int] = {}
+        for s in slices:
+            ready = sum(1 for e in s.endpoints or [] if e.conditions and e.conditions.ready)
+            for port in s.ports or []:
+                counts[port.name] = counts.get(port.name, 0) + ready
+        return counts
+
+
+@pytest.fixture
+def apps(api: client.ApiClient, core: client.CoreV1Api, namespace: str,
+         cluster: ClusterHandle) -> Apps:
+    return Apps(api, core, namespace, cluster)
+
+
+def assert_second_reconcile_writes_nothing(
+    apps: Apps, name: str, operator: OperatorProcess, audit: AuditLog, cluster: ClusterHandle
+) -> None:
+    """Poke the app, wait for the operator to reconcile it, and count its writes."""
+    start = audit.mark()
+    before = operator.log().count(f"Reconciled {apps.namespace}/{name}")
+    apps.patch(name, {"metadata": {"annotations": {"test.example/poke": str(start)}}})
+    wait_for(lambda: operator.log().count(f"Reconciled {apps.namespace}/{name}"),
+             lambda count: count > before, what="the operator to reconcile the poked app")
+    end = audit.mark()
+    assert cluster.operator_user is not None
+    writes = audit.writes(start, end, cluster.operator_user)
+    assert writes == [], "\n".join(map(str, writes))
+
+
+def test_app_becomes_pods_and_a_service_with_ready_endpoints(
+    apps: Apps, operator: OperatorProcess, audit: AuditLog, cluster: ClusterHandle
+) -> None:
+    apps.create(app_manifest("web", replicas=3))
+    app = apps.wait_ready("web")
+
+    pods = apps.live_pods("web")
+    assert len(pods) == 3
+    assert all(p.status.pod_ip and p.status.phase == "Running" for p in pods)
+    assert {p.metadata.owner_references[0].uid for p in pods} == {app["metadata"]["uid"]}
+    service = apps.core.read_namespaced_service("web", apps.namespace)
+    assert service.spec.selector == {"exposedapp.dev/app": "web",
+                                     "exposedapp.dev/app-uid": app["metadata"]["uid"]}
+    assert [(p.name, p.port, p.target_port) for p in service.spec.ports] == [("http", 80, "http")]
+    assert apps.ready_endpoints("web") == {"http": 3}
+    status = app["status"]
+    assert status["readyReplicas"] == 3
+    assert status["service"]["clusterIP"] == service.spec.cluster_ip
+    assert status["service"]["dnsName"] == f"web.{apps.namespace}.svc.cluster.local"
+    assert status["service"]["ports"] == [{
+        "name": "http", "protocol": "TCP", "port": 80, "targetPort": "http",
+        "containerPort": 8080, "container": "web", "readyEndpoints": 3}]
+    table = cluster.kubectl("get", "xapp", "web", "-n", apps.namespace).stdout
+    assert table.split()[:5] == ["NAME", "READY", "TYPE", "CLUSTER-IP", "PORTS"]
+    assert f"3/3   ClusterIP   {service.spec.cluster_ip}" in table
+    assert_second_reconcile_writes_nothing(apps, "web", operator, audit, cluster)
+
+
+def test_deleted_pod_is_replaced_and_scale_follows_kubectl_scale(
+    apps: Apps, operator: OperatorProcess, audit: AuditLog, cluster: ClusterHandle
+) -> None:
+    apps.create(app_manifest("heal", replicas=2))
+    apps.wait_ready("heal")
+    victim = apps.live_pods("heal")[0].metadata.name
+    apps.core.delete_namespaced_pod(victim, apps.namespace)
+    wait_for(lambda: apps.live_pods("heal"),
+             lambda pods: len(pods) == 2 and victim not in {p.metadata.name for p in pods},
+             what="a replacement Pod")
+    apps.wait_ready("heal")
+
+    cluster.kubectl("scale", "xapp", "heal", "--replicas=4", "-n", apps.namespace)
+    wait_for(lambda: apps.get("heal")["status"], lambda s: s.get("readyReplicas") == 4,
+             what="4 ready replicas")
+    cluster.kubectl("scale", "xapp", "heal", "--replicas=1", "-n", apps.namespace)
+    wait_for(lambda: apps.live_pods("heal"), lambda pods: len(pods) == 1, what="1 Pod")
+    apps.wait_ready("heal")
+    assert apps.ready_endpoints("heal") == {"http": 1}
+    assert_second_reconcile_writes_nothing(apps, "heal", operator, audit, cluster)
+
+
+def test_hand_edited_service_is_put_back_and_others_fields_survive(
+    apps: Apps, operator: OperatorProcess, audit: AuditLog, cluster: ClusterHandle
+) -> None:
+    apps.create(app_manifest("drift", replicas=1, service={"type": "NodePort"}))
+    apps.wait_ready("drift")
+    before = apps.core.read_namespaced_service("drift", apps.namespace)
+    node_port = before.spec.ports[0].node_port
+    cluster.kubectl("annotate", "service", "drift", "-n", apps.namespace,
+                    "cloud.example/owned-by-someone-else=yes")
+    cluster.kubectl("patch", "service", "drift", "-n", apps.namespace, "--type=merge", "-p",
+                    json.dumps({"spec": {"selector": {"exposedapp.dev/app": "oops"}}}))
+
+    after = wait_for(lambda: apps.core.read_namespaced_service("drift", apps.namespace),
+                     lambda s: s.spec.selector.get("exposedapp.dev/app") == "drift",
+                     what="the selector put back")
+    assert after.spec.cluster_ip == before.spec.cluster_ip
+    assert after.spec.ports[0].node_port == node_port
+    assert after.metadata.annotations["cloud.example/owned-by-someone-else"] == "yes"
+    events = apps.core.list_namespaced_event(apps.namespace).items
+    assert any(e.reason == "AppliedService" and "selector" in (e.message or e.note or "")
+               for e in events), [e.reason for e in events]
+    apps.wait_ready("drift")
+    assert_second_reconcile_writes_nothing(apps, "drift", operator, audit, cluster)
+
+
+def test_renumbered_port_never_leaves_the_service_without_ready_endpoints(
+    apps: Apps, operator: OperatorProcess, audit: AuditLog, cluster: ClusterHandle
+) -> None:
+    apps.create(app_manifest("renum", replicas=3, port=8080))
+    apps.wait_ready("renum")
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append(apps.ready_endpoints("renum").get("http", 0))
+            stop.wait(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        apps.patch("renum", {"spec": {"containers": [
+            {"name": "web", "image": "nginx:1.27",
+             "ports": [{"name": "http", "containerPort": 9090, "servicePort": 80}]}]}})
+        app = apps.wait_ready("renum", timeout=90)
+    finally:
+        stop.set()
+        sampler.join()
+    assert app["status"]["service"]["ports"][0]["containerPort"] == 9090
+    pods = apps.live_pods("renum")
+    assert [p.spec.containers[0].ports[0].container_port for p in pods] == [9090] * 3
+    assert len(samples) > 10
+    assert min(samples) > 0, f"a moment without ready endpoints: {samples}"
+    assert_second_reconcile_writes_nothing(apps, "renum", operator, audit, cluster)
+
+
+def test_a_foreign_service_with_our_name_is_left_untouched_and_reported(
+    apps: Apps, operator: OperatorProcess, cluster: ClusterHandle
+) -> None:
+    foreign = client.V1Service(
+        metadata=client.V1ObjectMeta(name="taken", labels={"owner": "someone"}),
+        spec=client.V1ServiceSpec(selector={"owner": "someone"},
+                                  ports=[client.V1ServicePort(port=1234)]))
+    apps.core.create_namespaced_service(apps.namespace, foreign)
+    apps.create(app_manifest("taken", replicas=1))
+
+    degraded = wait_for(lambda: apps.condition("taken", "Degraded"),
+                        lambda c: c.get("status") == "True", what="Degraded")
+    assert degraded["reason"] == "ServiceConflict"
+    assert "Service taken exists and is controlled by no controller" in degraded["message"]
+    service = apps.core.read_namespaced_service("taken", apps.namespace)
+    assert service.spec.selector == {"owner": "someone"}
+    assert [p.port for p in service.spec.ports] == [1234]
+    assert service.metadata.labels == {"owner": "someone"}
+
+
+def test_foreign_pods_with_the_users_labels_are_never_counted_or_touched(
+    apps: Apps, operator: OperatorProcess
+) -> None:
+    lookalike = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="lookalike", labels={"team": "shop"}),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="x", image="x")]))
+    apps.core.create_namespaced_pod(apps.namespace, lookalike)
+    apps.create(app_manifest("shop", replicas=2, podLabels={"team": "shop"}))
+    app = apps.wait_ready("shop")
+    assert app["status"]["replicas"] == 2
+    assert len(apps.live_pods("shop")) == 2
+    assert apps.core.read_namespaced_pod("lookalike", apps.namespace).metadata.deletion_timestamp \
+        is None
+    assert apps.ready_endpoints("shop") == {"http": 2}
+
+
+def test_service_type_changes_both_ways_including_headless(
+    apps: Apps, operator: OperatorProcess, audit: AuditLog, cluster: ClusterHandle
+) -> None:
+    apps.create(app_manifest("kind", replicas=1))
+    apps.wait_ready("kind")
+    for service_type, cluster_ip_none in (("Headless", True), ("NodePort", False),
+                                          ("ClusterIP", False)):
+        apps.patch("kind", {"spec": {"service": {"type": service_type}}})
+        app = apps.wait_ready("kind")
+        service = apps.core.read_namespaced_service("kind", apps.namespace)
+        assert (service.spec.cluster_ip == "None") is cluster_ip_none
+        expected = "ClusterIP" if service_type == "Headless" else service_type
+        assert service.spec.type == expected
+        assert app["status"]["service"]["type"] == service_type
+    events = apps.core.list_namespaced_event(apps.namespace).items
+    assert any(e.reason == "RecreatedService" for e in events)
+    assert_second_reconcile_writes_nothing(apps, "kind", operator, audit, cluster)
+
+
+def test_operator_killed_during_creation_leaves_no_duplicates(
+    apps: Apps, operator: OperatorProcess
+) -> None:
+    apps.create(app_manifest("burst", replicas=5))
+    wait_for(lambda: apps.pods("burst"), lambda pods: len(pods) >= 1,
+             timeout=30, interval=0.01, what="the first Pod")
+    operator.kill()
+    operator.start()
+    app = apps.wait_ready("burst")
+    pods = apps.pods("burst")
+    assert len(pods) == 5, [p.metadata.name for p in pods]
+    assert app["status"]["replicas"] == 5
+
+
+def test_app_deleted_while_the_operator_is_down_is_garbage_collected(
+    apps: Apps, operator: OperatorProcess
+) -> None:
+    apps.create(app_manifest("gone", replicas=2))
+    apps.wait_ready("gone")
+    operator.stop()
+    apps.delete("gone")
+    wait_for(lambda: (apps.pods("gone"), apps.core.list_namespaced_service(apps.namespace).items),
+             lambda seen: seen[0] == [] and seen[1] == [],
+             what="Pods and Service garbage-collected with the operator stopped")
+    assert not operator.running()
+
+
+@pytest.fixture(autouse=True)
+def _operator_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed and "operator" in request.fixturenames:
+        process: OperatorProcess = request.getfixturevalue("operator")
+        print("---- operator log (tail) ----\n" + "\n".join(process.log().splitlines()[-60:]))

@@ -1,0 +1,226 @@
+"""One source of truth: the CRD in crds/ and the typed model agree.
+
+The model validates by walking crd.SPEC_SCHEMA, so bounds, enums, patterns and defaults
+agree by construction once the file in crds/ is the one crd.py generates. What is left
+to check: the dataclasses name the schema's fields, their Literal types list the schema's
+enums, every CEL rule has a Python twin, the defaults the schema cannot express match the
+schema's own, and the printer columns and scale paths point at real fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exposedapp import crd, model
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "crds" / "exposedapp.dev_exposedapps.yaml"
+SAMPLES = sorted((ROOT / "deploy" / "samples").glob("*.yaml"))
+
+
+def _schema_at(path: str) -> dict[str, Any]:
+    """The schema node at a dotted path of ROOT_SCHEMA; [] steps into list items."""
+    node = crd.ROOT_SCHEMA
+    for step in path.split("."):
+        node = node["properties"][step.removesuffix("[]")]
+        if step.endswith("[]"):
+            node = node["items"]
+    return node
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _walk(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    yield path, node
+    for key, child in node.get("properties", {}).items():
+        yield from _walk(child, f"{path}.{key}")
+    if "items" in node:
+        yield from _walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from _walk(node["additionalProperties"], f"{path}{{}}")
+
+
+def test_the_crd_file_is_generated_from_crd_py() -> None:
+    assert CRD_FILE.read_text() == crd.crd_yaml(), (
+        "crds/ is stale: python -m exposedapp.crd > crds/exposedapp.dev_exposedapps.yaml"
+    )
+    assert yaml.safe_load(CRD_FILE.read_text()) == crd.crd()
+
+
+def test_the_crd_names_the_api() -> None:
+    spec = crd.crd()["spec"]
+    assert crd.crd()["metadata"]["name"] == "exposedapps.exposedapp.dev"
+    assert spec["scope"] == "Namespaced"
+    assert spec["names"] == {
+        "kind": "ExposedApp", "listKind": "ExposedAppList", "plural": "exposedapps",
+        "singular": "exposedapp", "shortNames": ["xapp"], "categories": ["all"],
+    }
+    (version,) = spec["versions"]
+    assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
+
+
+# Each dataclass, the schema node it is parsed from, and where they differ by design:
+# (fields only the model has, properties only the schema has).
+SHAPES = {
+    "ExposedAppSpec": (model.ExposedAppSpec, "spec", set(), set()),
+    "Container": (model.Container, "spec.containers[]", set(), set()),
+    "Port": (model.Port, "spec.containers[].ports[]", set(), set()),
+    "EnvVar": (model.EnvVar, "spec.containers[].env[]", set(), set()),
+    "VolumeMount": (model.VolumeMount, "spec.containers[].volumeMounts[]", set(), set()),
+    "ServiceSpec": (model.ServiceSpec, "spec.service", set(), set()),
+    # A volume's one source is kept as (source, config), not one field per kind of source.
+    "Volume": (model.Volume, "spec.volumes[]", {"source", "config"}, set(crd.VOLUME_SOURCES)),
+    # rollingUpdate's two fields are flattened; Recreate has fixed values for them.
+    "UpdateStrategy": (model.UpdateStrategy, "spec.updateStrategy",
+                       {"maxSurge", "maxUnavailable"}, {"rollingUpdate"}),
+}
+
+
+@pytest.mark.parametrize(("cls", "path", "model_only", "schema_only"), SHAPES.values(),
+                         ids=SHAPES.keys())
+def test_dataclass_fields_are_the_schema_properties(
+    cls: type[Any], path: str, model_only: set[str], schema_only: set[str]
+) -> None:
+    fields = {_camel(f.name) for f in dataclasses.fields(cls)}
+    properties = set(_schema_at(path)["properties"])
+    assert (fields - properties, properties - fields) == (model_only, schema_only)
+    if cls is model.UpdateStrategy:
+        rolling = set(_schema_at(path)["properties"]["rollingUpdate"]["properties"])
+        assert rolling == model_only
+
+
+@pytest.mark.parametrize(
+    ("literal", "path"),
+    [
+        (model.PortProtocol, "spec.containers[].ports[].protocol"),
+        (model.ServiceType, "spec.service.type"),
+        (model.SessionAffinity, "spec.service.sessionAffinity"),
+        (model.TrafficPolicy, "spec.service.externalTrafficPolicy"),
+        (model.UpdateStrategyType, "spec.updateStrategy.type"),
+    ],
+)
+def test_literal_types_are_the_schema_enums(literal: Any, path: str) -> None:
+    assert list(typing.get_args(literal)) == _schema_at(path)["enum"]
+
+
+def test_every_cel_rule_has_a_python_twin_and_no_twin_is_idle() -> None:
+    keys = [
+        crd.rule_key(rule)
+        for _, node in _walk(crd.ROOT_SCHEMA)
+        for rule in node.get("x-kubernetes-validations", ())
+    ]
+    assert set(keys) == set(model._TWINS)
+
+
+def test_schema_defaults_reach_the_model() -> None:
+    spec = model.parse_spec({"containers": [{"name": "a", "image": "i", "ports": [
+        {"name": "http", "containerPort": 8080}]}]})
+    port = spec.containers[0].ports[0]
+    assert spec.replicas == _schema_at("spec.replicas")["default"]
+    assert spec.min_ready_seconds == _schema_at("spec.minReadySeconds")["default"]
+    assert port.protocol == _schema_at("spec.containers[].ports[].protocol")["default"]
+    assert port.expose is _schema_at("spec.containers[].ports[].expose")["default"]
+    assert spec.service.type == _schema_at("spec.service.type")["default"]
+    assert spec.service.session_affinity == _schema_at("spec.service.sessionAffinity")["default"]
+    assert spec.service.publish_not_ready_addresses is _schema_at(
+        "spec.service.publishNotReadyAddresses")["default"]
+    assert spec.update_strategy.type == _schema_at("spec.updateStrategy.type")["default"]
+
+
+def test_defaults_the_schema_cannot_express_match_its_own() -> None:
+    spec = model.parse_spec({"containers": [{"name": "a", "image": "i", "ports": [
+        {"name": "http", "containerPort": 8080}]}]})
+    rolling = _schema_at("spec.updateStrategy.rollingUpdate")["properties"]
+    # RollingUpdate without a rollingUpdate block: the block's own defaults.
+    assert spec.update_strategy.max_surge == rolling["maxSurge"]["default"]
+    assert spec.update_strategy.max_unavailable == rolling["maxUnavailable"]["default"]
+    # servicePort has no schema default: it is containerPort's value.
+    assert "default" not in _schema_at("spec.containers[].ports[].servicePort")
+    assert spec.containers[0].ports[0].service_port == 8080
+
+
+def test_every_bound_is_there_for_the_cel_cost_estimate() -> None:
+    for path, node in _walk(crd.ROOT_SCHEMA):
+        if path in {".apiVersion", ".kind"}:
+            continue  # type and kind: the apiserver's own, never read by a rule
+        kind = node.get("type")
+        if node.get("x-kubernetes-int-or-string"):
+            assert {"minimum", "maximum", "maxLength"} <= node.keys(), path
+        elif kind == "string":
+            assert "maxLength" in node or "enum" in node, path
+        elif kind == "integer":
+            assert {"minimum", "maximum"} <= node.keys(), path
+        elif kind == "array":
+            assert "maxItems" in node, path
+        elif kind == "object" and "additionalProperties" in node:
+            assert "maxProperties" in node, path
+
+
+def test_no_field_of_spec_keeps_unknown_fields() -> None:
+    assert all(
+        "x-kubernetes-preserve-unknown-fields" not in node for _, node in _walk(crd.SPEC_SCHEMA)
+    )
+
+
+def test_model_patterns_all_have_a_meaning_for_people() -> None:
+    patterns = {node["pattern"] for _, node in _walk(crd.SPEC_SCHEMA) if "pattern" in node}
+    assert patterns <= set(model._PATTERNS)
+    for pattern in patterns:
+        re.compile(pattern)
+
+
+def test_printer_columns_and_scale_paths_name_real_fields() -> None:
+    (version,) = crd.crd()["spec"]["versions"]
+    columns = [(c["name"], c["jsonPath"], c.get("priority", 0))
+               for c in version["additionalPrinterColumns"]]
+    assert columns == [
+        ("Ready", ".status.readyText", 0),
+        ("Type", ".spec.service.type", 0),
+        ("Cluster-IP", ".status.service.clusterIP", 0),
+        ("Ports", ".status.portsText", 0),
+        ("Age", ".metadata.creationTimestamp", 0),
+        ("Selector", ".status.selector", 1),
+        ("Images", ".status.imagesText", 1),
+    ]
+    scale = version["subresources"]["scale"]
+    paths = [c[1] for c in columns if not c[1].startswith(".metadata")]
+    for path in [*paths, scale["specReplicasPath"], scale["statusReplicasPath"],
+                 scale["labelSelectorPath"]]:
+        assert _schema_at(path.removeprefix(".")), path
+    assert _schema_at("spec.replicas")["type"] == "integer"
+    assert version["subresources"]["status"] == {}
+
+
+def test_status_conditions_have_the_metav1_shape() -> None:
+    conditions = _schema_at("status.conditions")
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+    item = conditions["items"]
+    assert set(item["properties"]) == {
+        "type", "status", "reason", "message", "lastTransitionTime", "observedGeneration"}
+    assert item["required"] == ["type", "status", "lastTransitionTime", "reason", "message"]
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+def test_each_sample_parses(sample: Path) -> None:
+    body = yaml.safe_load(sample.read_text())
+    assert (body["apiVersion"], body["kind"]) == ("exposedapp.dev/v1alpha1", "ExposedApp")
+    model.parse_spec(body)
+
+
+def test_the_samples_are_the_five_promised() -> None:
+    assert [p.name for p in SAMPLES] == [
+        "headless.yaml", "loadbalancer.yaml", "minimal.yaml", "multi-container.yaml",
+        "nodeport.yaml",
+    ]
