@@ -12,6 +12,7 @@ import asyncio
 import datetime
 import json
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,7 +165,9 @@ class ApiClient:
         event = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{app.name}.", "namespace": app.namespace},
+            # kubectl's convention: <object>.<unique suffix>.
+            "metadata": {"name": f"{app.name}.{secrets.token_hex(8)}",
+                         "namespace": app.namespace},
             "regarding": {"apiVersion": API_VERSION, "kind": KIND, "name": app.name,
                           "namespace": app.namespace, "uid": app.uid},
             "reason": reason,

@@ -158,7 +158,8 @@ def _int(
     if default is not None:
         node["default"] = default
     node["minimum"] = minimum
-    node["maximum"] = maximum
+    if maximum < INT64_MAX:  # the apiserver refuses int64's own maximum as a bound
+        node["maximum"] = maximum
     return _node(node, description, ())
 
 
@@ -641,8 +642,8 @@ _SERVICE = _obj(
             enum=["ClusterIP", "NodePort", "LoadBalancer", "Headless"],
             default="ClusterIP",
             description="Headless is a ClusterIP Service with clusterIP None: DNS names the "
-            "Pods, no virtual IP. A Service's clusterIP is immutable, so a change to or from "
-            "Headless is refused: re-create the ExposedApp instead.",
+            "Pods, no virtual IP. A Service's clusterIP is immutable, so on a change to or "
+            "from Headless the operator replaces the Service (and says so in an event).",
         ),
         "annotations": _annotations("Extra annotations for the Service."),
         "labels": _labels("Extra labels for the Service."),
@@ -663,15 +664,6 @@ _SERVICE = _obj(
             message_expression="'externalTrafficPolicy needs service.type NodePort or "
             "LoadBalancer, but service.type is ' + self.type",
             field_path=".externalTrafficPolicy",
-        ),
-        _rule(
-            "headless-immutable",
-            # has(): the apiserver also checks this rule against the bare default {}.
-            "(has(self.type) && self.type == 'Headless') "
-            "== (has(oldSelf.type) && oldSelf.type == 'Headless')",
-            "service.type cannot change to or from Headless: a Service's clusterIP is "
-            "immutable; delete and re-create the ExposedApp",
-            field_path=".type",
         ),
     ],
 )

@@ -488,7 +488,7 @@ def _check_string(value: str, schema: crd.Schema, path: str) -> None:
 def _check_number(value: int, schema: crd.Schema, path: str) -> None:
     if value < schema["minimum"]:
         raise SpecError(path, f"must be at least {schema['minimum']}, got {value}")
-    if value > schema["maximum"]:
+    if "maximum" in schema and value > schema["maximum"]:
         raise SpecError(path, f"must be at most {schema['maximum']}, got {value}")
 
 
@@ -686,10 +686,6 @@ def _external_traffic_policy(service: Mapping[str, Any], path: str) -> None:
         )
 
 
-def _needs_old_object(value: Any, path: str) -> None:
-    """A transition rule: only the apiserver, which has the stored object, checks it."""
-
-
 def _rolling_update_zero(value: Mapping[str, Any], path: str) -> None:
     if all(value[k] in (0, "0%") for k in ("maxSurge", "maxUnavailable")):
         raise SpecError(
@@ -785,7 +781,6 @@ _TWINS: dict[str, Twin] = {
     ),
     "exposed-port-required": _exposed_port_required,
     "external-traffic-policy-needs-type": _external_traffic_policy,
-    "headless-immutable": _needs_old_object,
     "rolling-update-not-both-zero": _rolling_update_zero,
     "rolling-update-needs-type": _rolling_update_type,
     "volume-names-unique": _volume_names,

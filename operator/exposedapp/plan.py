@@ -261,6 +261,9 @@ def _pod_actions(
     return actions, requeue
 
 
+OMITTED_DEFAULTS: Mapping[str, Any] = {"publishNotReadyAddresses": False}
+
+
 def service_differences(
     desired: Mapping[str, Any], observed: Mapping[str, Any], owned_keys: Mapping[str, set[str]]
 ) -> list[str]:
@@ -284,8 +287,10 @@ def service_differences(
     want_spec, have_spec = desired.get("spec", {}), observed.get("spec", {})
     for key in ("type", "selector", "clusterIP", "sessionAffinity", "externalTrafficPolicy",
                 "publishNotReadyAddresses"):
-        if key in want_spec and have_spec.get(key) != want_spec[key]:
-            differences.append(f"{key}: {have_spec.get(key)!r} -> {want_spec[key]!r}")
+        # The API omits false booleans, so absent means the default.
+        have = have_spec.get(key, OMITTED_DEFAULTS.get(key))
+        if key in want_spec and have != want_spec[key]:
+            differences.append(f"{key}: {have!r} -> {want_spec[key]!r}")
     have_ports = {p.get("name"): p for p in have_spec.get("ports") or []}
     want_ports = {p.get("name"): p for p in want_spec.get("ports") or []}
     for name in sorted(set(have_ports) - set(want_ports), key=str):

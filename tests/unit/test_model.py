@@ -201,9 +201,8 @@ def test_invalid_manifest_is_refused_with_an_exact_message(case: Invalid) -> Non
 
 
 def test_every_rule_of_the_crd_has_an_invalid_case() -> None:
-    # A transition rule needs the stored object: tests/e2e covers the Headless switch.
     covered = {c.rule for c in INVALID} | MORE_RULES
-    assert set(_TWINS) - covered == {"headless-immutable"}
+    assert set(_TWINS) - covered == set()
 
 
 def _spec(**fields: Any) -> dict[str, Any]:
