@@ -21,6 +21,7 @@ venv: $(BIN)/.installed  ## create .venv with the locked dependencies
 
 lint: venv  ## ruff, mypy (strict), import-linter (the layers)
 	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

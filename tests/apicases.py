@@ -27,7 +27,9 @@ def port(name: str = "http", number: int = 8080, **fields: Any) -> dict[str, Any
 
 
 def container(
-    name: str = "app", image: str = "nginx:1.27", ports: list[dict[str, Any]] | None = None,
+    name: str = "app",
+    image: str = "nginx:1.27",
+    ports: list[dict[str, Any]] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     return {"name": name, "image": image, "ports": [port()] if ports is None else ports, **fields}
@@ -51,109 +53,137 @@ _SIDECAR = container("metrics", "exporter:1", [port("metrics", 9090)])
 INVALID: tuple[Invalid, ...] = (
     # --- the classic port mistakes ---
     Invalid(
-        "port-name-twice-across-containers", "port-names-unique",
+        "port-name-twice-across-containers",
+        "port-names-unique",
         app(containers=[container(), container("metrics", "exporter:1", [port("http", 9090)])]),
         f'spec.containers[1].ports[0].name: port name "http" is already used by container '
         f'"app" {_SHARED}',
         ("spec.containers:", 'port name "http" is declared more than once'),
     ),
     Invalid(
-        "port-name-twice-in-one-container", "port-names-unique",
+        "port-name-twice-in-one-container",
+        "port-names-unique",
         app(containers=[container(ports=[port(), port("http", 8081)])]),
         f'spec.containers[0].ports[1].name: port name "http" is already used by container '
         f'"app" {_SHARED}',
         ("spec.containers:", 'port name "http" is declared more than once'),
     ),
     Invalid(
-        "container-port-twice-across-containers", "container-ports-unique",
+        "container-port-twice-across-containers",
+        "container-ports-unique",
         app(containers=[container(), container("metrics", "exporter:1", [port("metrics", 8080)])]),
         f'spec.containers[1].ports[0].containerPort: 8080/TCP is already used by port "http" '
         f'of container "app" {_SHARED}',
         ("spec.containers:", 'port "http" has the containerPort and protocol of another port'),
     ),
     Invalid(
-        "service-port-twice", "service-ports-unique",
-        app(containers=[container(ports=[port(servicePort=80),
-                                         port("admin", 9000, servicePort=80)])]),
-        'spec.containers[0].ports[1].servicePort: Service port 80/TCP is already used by port '
+        "service-port-twice",
+        "service-ports-unique",
+        app(
+            containers=[
+                container(ports=[port(servicePort=80), port("admin", 9000, servicePort=80)])
+            ]
+        ),
+        "spec.containers[0].ports[1].servicePort: Service port 80/TCP is already used by port "
         '"http" of container "app" (servicePort defaults to containerPort): set a distinct '
         "servicePort, or expose: false",
-        ("spec.containers:", 'exposed port "http" has the Service port and protocol of '
-         "another exposed port"),
+        (
+            "spec.containers:",
+            'exposed port "http" has the Service port and protocol of another exposed port',
+        ),
     ),
     Invalid(
-        "service-port-equals-other-container-port", "service-ports-unique",
+        "service-port-equals-other-container-port",
+        "service-ports-unique",
         app(containers=[container(ports=[port(servicePort=9090)]), _SIDECAR]),
-        'spec.containers[1].ports[0].servicePort: Service port 9090/TCP is already used by port '
+        "spec.containers[1].ports[0].servicePort: Service port 9090/TCP is already used by port "
         '"http" of container "app" (servicePort defaults to containerPort): set a distinct '
         "servicePort, or expose: false",
-        ("spec.containers:", 'exposed port "http" has the Service port and protocol of '
-         "another exposed port"),
+        (
+            "spec.containers:",
+            'exposed port "http" has the Service port and protocol of another exposed port',
+        ),
     ),
     Invalid(
-        "node-port-twice", "node-ports-unique",
-        app(containers=[container(ports=[port(nodePort=30080),
-                                         port("admin", 9000, nodePort=30080)])],
-            service={"type": "NodePort"}),
-        'spec.containers[0].ports[1].nodePort: nodePort 30080/TCP is already used by port '
+        "node-port-twice",
+        "node-ports-unique",
+        app(
+            containers=[
+                container(ports=[port(nodePort=30080), port("admin", 9000, nodePort=30080)])
+            ],
+            service={"type": "NodePort"},
+        ),
+        "spec.containers[0].ports[1].nodePort: nodePort 30080/TCP is already used by port "
         '"http" of container "app" (each nodePort/protocol opens one port on every node)',
         ("spec.containers:", 'port "http" has the nodePort and protocol of another port'),
     ),
     Invalid(
-        "port-zero", "minimum",
+        "port-zero",
+        "minimum",
         app(containers=[container(ports=[port(number=0)])]),
         f"{_P0}.containerPort: must be at least 1, got 0",
         (f"{_P0}.containerPort", "greater than or equal to 1"),
     ),
     Invalid(
-        "port-70000", "maximum",
+        "port-70000",
+        "maximum",
         app(containers=[container(ports=[port(number=70000)])]),
         f"{_P0}.containerPort: must be at most 65535, got 70000",
         (f"{_P0}.containerPort", "less than or equal to 65535"),
     ),
     Invalid(
-        "service-port-70000", "maximum",
+        "service-port-70000",
+        "maximum",
         app(containers=[container(ports=[port(servicePort=70000)])]),
         f"{_P0}.servicePort: must be at most 65535, got 70000",
         (f"{_P0}.servicePort", "less than or equal to 65535"),
     ),
     Invalid(
-        "protocol-lowercase", "enum",
+        "protocol-lowercase",
+        "enum",
         app(containers=[container(ports=[port(protocol="tcp")])]),
         f'{_P0}.protocol: must be one of "TCP", "UDP", "SCTP", got "tcp"',
         (f"{_P0}.protocol", 'Unsupported value: "tcp"'),
     ),
     Invalid(
-        "node-port-with-cluster-ip", "node-port-needs-type",
+        "node-port-with-cluster-ip",
+        "node-port-needs-type",
         app(containers=[container(ports=[port(nodePort=30080)])]),
         f"{_P0}.nodePort: nodePort needs service.type NodePort or LoadBalancer, but "
         "service.type is ClusterIP",
         ("spec.containers:", "a port sets nodePort", "service.type is ClusterIP"),
     ),
     Invalid(
-        "node-port-with-headless", "node-port-needs-type",
+        "node-port-with-headless",
+        "node-port-needs-type",
         app(containers=[container(ports=[port(nodePort=30080)])], service={"type": "Headless"}),
         f"{_P0}.nodePort: nodePort needs service.type NodePort or LoadBalancer, but "
         "service.type is Headless",
         ("spec.containers:", "a port sets nodePort", "service.type is Headless"),
     ),
     Invalid(
-        "node-port-80", "minimum",
+        "node-port-80",
+        "minimum",
         app(containers=[container(ports=[port(nodePort=80)])], service={"type": "NodePort"}),
         f"{_P0}.nodePort: must be at least 30000, got 80",
         (f"{_P0}.nodePort", "greater than or equal to 30000"),
     ),
     Invalid(
-        "node-port-on-pod-only-port", "port-expose-only",
-        app(containers=[container(ports=[port(),
-                                         port("admin", 9000, expose=False, nodePort=30090)])],
-            service={"type": "NodePort"}),
+        "node-port-on-pod-only-port",
+        "port-expose-only",
+        app(
+            containers=[
+                container(ports=[port(), port("admin", 9000, expose=False, nodePort=30090)])
+            ],
+            service={"type": "NodePort"},
+        ),
         "spec.containers[0].ports[1].nodePort: servicePort and nodePort need expose: true "
         "(this port is pod-only)",
         ("spec.containers[0].ports[1]", "servicePort and nodePort need expose: true"),
     ),
     Invalid(
-        "port-name-not-iana", "port-name-iana",
+        "port-name-not-iana",
+        "port-name-iana",
         app(containers=[container(ports=[port("HTTP_1")])]),
         f'{_P0}.name: port name "HTTP_1" is not an IANA service name: use at most 15 '
         "lowercase letters, digits and '-', with at least one letter and no leading, trailing "
@@ -161,7 +191,8 @@ INVALID: tuple[Invalid, ...] = (
         (f"{_P0}.name", 'port name "HTTP_1" is not an IANA service name'),
     ),
     Invalid(
-        "port-name-digits-only", "port-name-iana",
+        "port-name-digits-only",
+        "port-name-iana",
         app(containers=[container(ports=[port("8080")])]),
         f'{_P0}.name: port name "8080" is not an IANA service name: use at most 15 '
         "lowercase letters, digits and '-', with at least one letter and no leading, trailing "
@@ -169,77 +200,89 @@ INVALID: tuple[Invalid, ...] = (
         (f"{_P0}.name", 'port name "8080" is not an IANA service name'),
     ),
     Invalid(
-        "port-name-too-long", "maxLength",
+        "port-name-too-long",
+        "maxLength",
         app(containers=[container(ports=[port("http-and-grpc-api")])]),
         f"{_P0}.name: must be at most 15 characters, got 17",
         (f"{_P0}.name", "may not be more than 15"),
     ),
     Invalid(
-        "no-exposed-port", "exposed-port-required",
+        "no-exposed-port",
+        "exposed-port-required",
         app(containers=[container(ports=[port(expose=False)])]),
         "spec.containers: at least one container port must be exposed: the Service needs a "
         "port (expose defaults to true)",
         ("spec.containers:", "at least one container port must be exposed"),
     ),
     Invalid(
-        "probe-names-undeclared-port", "readinessProbe-httpGet-port-declared",
+        "probe-names-undeclared-port",
+        "readinessProbe-httpGet-port-declared",
         app(containers=[container(readinessProbe={"httpGet": {"port": "web", "path": "/"}})]),
         'spec.containers[0].readinessProbe.httpGet.port: "web" names no port of container "app"',
         ("spec.containers[0].readinessProbe.httpGet.port", 'names no port of container "app"'),
     ),
     Invalid(
-        "host-port", "unknown field",
+        "host-port",
+        "unknown field",
         app(containers=[container(ports=[port(hostPort=80)])]),
         f"{_P0}.hostPort: unknown field: not part of the ExposedApp API",
         ('unknown field "spec.containers[0].ports[0].hostPort"',),
     ),
     # --- the rest of the spec ---
     Invalid(
-        "missing-image", "required",
+        "missing-image",
+        "required",
         app(containers=[{"name": "app", "ports": [port()]}]),
         "spec.containers[0].image: required value",
         ("spec.containers[0].image", "Required value"),
     ),
     Invalid(
-        "no-containers", "minItems",
+        "no-containers",
+        "minItems",
         app(containers=[]),
         "spec.containers: must have at least 1 item, got 0",
         ("spec.containers", "should have at least 1 items"),
     ),
     Invalid(
-        "replicas-300", "maximum",
+        "replicas-300",
+        "maximum",
         app(replicas=300),
         "spec.replicas: must be at most 100, got 300",
         ("spec.replicas", "less than or equal to 100"),
     ),
     Invalid(
-        "replicas-negative", "minimum",
+        "replicas-negative",
+        "minimum",
         app(replicas=-1),
         "spec.replicas: must be at least 0, got -1",
         ("spec.replicas", "greater than or equal to 0"),
     ),
     Invalid(
-        "container-names-twice", "container-names-unique",
+        "container-names-twice",
+        "container-names-unique",
         app(containers=[container(), container(ports=[port("metrics", 9090)])]),
         'spec.containers[1].name: container name "app" is already used by spec.containers[0]',
         ("spec.containers:", 'container name "app" is used by more than one container'),
     ),
     Invalid(
-        "container-name-not-dns-label", "dns-label",
+        "container-name-not-dns-label",
+        "dns-label",
         app(containers=[container("App")]),
         'spec.containers[0].name: "App" must be a DNS-1123 label: lowercase letters, digits '
         "and '-', starting and ending with a letter or digit",
         ("spec.containers[0].name", '"App" must be a DNS-1123 label'),
     ),
     Invalid(
-        "reserved-label", "reserved-labels-keys",
+        "reserved-label",
+        "reserved-labels-keys",
         app(podLabels={"exposedapp.dev/x": "v"}),
         'spec.podLabels[exposedapp.dev/x]: key "exposedapp.dev/x" uses a reserved prefix '
         "(exposedapp.dev/, kubernetes.io/, k8s.io/): the operator or Kubernetes owns these labels",
         ("spec.podLabels", 'key "exposedapp.dev/x" uses a reserved prefix'),
     ),
     Invalid(
-        "reserved-annotation", "reserved-annotations-keys",
+        "reserved-annotation",
+        "reserved-annotations-keys",
         app(podAnnotations={"kubernetes.io/x": "v"}),
         'spec.podAnnotations[kubernetes.io/x]: key "kubernetes.io/x" uses a reserved prefix '
         "(exposedapp.dev/, kubernetes.io/, k8s.io/): the operator or Kubernetes owns these "
@@ -247,72 +290,95 @@ INVALID: tuple[Invalid, ...] = (
         ("spec.podAnnotations", 'key "kubernetes.io/x" uses a reserved prefix'),
     ),
     Invalid(
-        "reserved-service-label", "reserved-labels-keys",
+        "reserved-service-label",
+        "reserved-labels-keys",
         app(service={"labels": {"k8s.io/x": "v"}}),
         'spec.service.labels[k8s.io/x]: key "k8s.io/x" uses a reserved prefix '
         "(exposedapp.dev/, kubernetes.io/, k8s.io/): the operator or Kubernetes owns these labels",
         ("spec.service.labels", 'key "k8s.io/x" uses a reserved prefix'),
     ),
     Invalid(
-        "label-value-invalid", "pattern",
+        "label-value-invalid",
+        "pattern",
         app(podLabels={"team": "a b"}),
         "spec.podLabels[team]: must be a label value: at most 63 letters, digits, '-', '_' or "
         "'.', starting and ending with a letter or digit, got \"a b\"",
         ("spec.podLabels.team", "should match"),
     ),
     Invalid(
-        "external-traffic-policy-with-cluster-ip", "external-traffic-policy-needs-type",
+        "external-traffic-policy-with-cluster-ip",
+        "external-traffic-policy-needs-type",
         app(service={"externalTrafficPolicy": "Local"}),
         "spec.service.externalTrafficPolicy: externalTrafficPolicy needs service.type NodePort "
         "or LoadBalancer, but service.type is ClusterIP",
         ("spec.service.externalTrafficPolicy", "needs service.type NodePort or LoadBalancer"),
     ),
     Invalid(
-        "service-type-unknown", "enum",
+        "service-type-unknown",
+        "enum",
         app(service={"type": "ExternalName"}),
         'spec.service.type: must be one of "ClusterIP", "NodePort", "LoadBalancer", "Headless", '
         'got "ExternalName"',
         ("spec.service.type", 'Unsupported value: "ExternalName"'),
     ),
     Invalid(
-        "volume-mount-undeclared", "volume-mount-declared",
+        "volume-mount-undeclared",
+        "volume-mount-declared",
         app(containers=[container(volumeMounts=[{"name": "data", "mountPath": "/data"}])]),
         'spec.containers[0].volumeMounts[0].name: volume "data" is not declared in spec.volumes',
         ("spec.containers:", "every volumeMount must name a volume declared in spec.volumes"),
     ),
     Invalid(
-        "mount-path-twice", "mount-paths-unique",
-        app(containers=[container(volumeMounts=[{"name": "a", "mountPath": "/data"},
-                                                {"name": "b", "mountPath": "/data"}])],
-            volumes=[{"name": "a", "emptyDir": {}}, {"name": "b", "emptyDir": {}}]),
+        "mount-path-twice",
+        "mount-paths-unique",
+        app(
+            containers=[
+                container(
+                    volumeMounts=[
+                        {"name": "a", "mountPath": "/data"},
+                        {"name": "b", "mountPath": "/data"},
+                    ]
+                )
+            ],
+            volumes=[{"name": "a", "emptyDir": {}}, {"name": "b", "emptyDir": {}}],
+        ),
         'spec.containers[0].volumeMounts[1].mountPath: mountPath "/data" is already used by '
         "spec.containers[0].volumeMounts[0]",
         ("spec.containers[0].volumeMounts", "each volumeMount needs its own mountPath"),
     ),
     Invalid(
-        "mount-path-relative", "mount-path-absolute",
-        app(containers=[container(volumeMounts=[{"name": "a", "mountPath": "data"}])],
-            volumes=[{"name": "a", "emptyDir": {}}]),
+        "mount-path-relative",
+        "mount-path-absolute",
+        app(
+            containers=[container(volumeMounts=[{"name": "a", "mountPath": "data"}])],
+            volumes=[{"name": "a", "emptyDir": {}}],
+        ),
         'spec.containers[0].volumeMounts[0].mountPath: must be an absolute path, got "data"',
         ("spec.containers[0].volumeMounts[0].mountPath", "must be an absolute path"),
     ),
     Invalid(
-        "sub-path-escapes", "relative-path",
-        app(containers=[container(volumeMounts=[{"name": "a", "mountPath": "/a",
-                                                 "subPath": "../etc"}])],
-            volumes=[{"name": "a", "emptyDir": {}}]),
+        "sub-path-escapes",
+        "relative-path",
+        app(
+            containers=[
+                container(volumeMounts=[{"name": "a", "mountPath": "/a", "subPath": "../etc"}])
+            ],
+            volumes=[{"name": "a", "emptyDir": {}}],
+        ),
         "spec.containers[0].volumeMounts[0].subPath: must be a relative path without '..', "
         'got "../etc"',
         ("spec.containers[0].volumeMounts[0].subPath", "must be a relative path without '..'"),
     ),
     Invalid(
-        "host-path-volume", "unknown field",
+        "host-path-volume",
+        "unknown field",
         app(volumes=[{"name": "root", "hostPath": {"path": "/"}}]),
         "spec.volumes[0].hostPath: unknown field: not part of the ExposedApp API",
         ('unknown field "spec.volumes[0].hostPath"',),
     ),
     Invalid(
-        "volume-two-sources", "volume-source-one-of",
+        "volume-two-sources",
+        "volume-source-one-of",
         app(volumes=[{"name": "v", "emptyDir": {}, "secret": {"secretName": "s"}}]),
         'spec.volumes[0]: volume "v" must set exactly one of configMap, secret, emptyDir, '
         "persistentVolumeClaim, projected, downwardAPI (hostPath and other volume types are "
@@ -320,87 +386,128 @@ INVALID: tuple[Invalid, ...] = (
         ("spec.volumes[0]", 'volume "v" must set exactly one of'),
     ),
     Invalid(
-        "volume-names-twice", "volume-names-unique",
+        "volume-names-twice",
+        "volume-names-unique",
         app(volumes=[{"name": "v", "emptyDir": {}}, {"name": "v", "emptyDir": {}}]),
         'spec.volumes[1].name: volume name "v" is already used by spec.volumes[0]',
         ("spec.volumes:", 'volume name "v" is used by more than one volume'),
     ),
     Invalid(
-        "env-value-and-value-from", "env-value-or-value-from",
-        app(containers=[container(env=[{"name": "A", "value": "1", "valueFrom": {
-            "fieldRef": {"fieldPath": "metadata.name"}}}])]),
+        "env-value-and-value-from",
+        "env-value-or-value-from",
+        app(
+            containers=[
+                container(
+                    env=[
+                        {
+                            "name": "A",
+                            "value": "1",
+                            "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                        }
+                    ]
+                )
+            ]
+        ),
         "spec.containers[0].env[0]: set value or valueFrom, not both",
         ("spec.containers[0].env[0]", "set value or valueFrom, not both"),
     ),
     Invalid(
-        "env-value-from-two-sources", "env-source-one-of",
-        app(containers=[container(env=[{"name": "A", "valueFrom": {
-            "fieldRef": {"fieldPath": "metadata.name"},
-            "secretKeyRef": {"name": "s", "key": "k"}}}])]),
+        "env-value-from-two-sources",
+        "env-source-one-of",
+        app(
+            containers=[
+                container(
+                    env=[
+                        {
+                            "name": "A",
+                            "valueFrom": {
+                                "fieldRef": {"fieldPath": "metadata.name"},
+                                "secretKeyRef": {"name": "s", "key": "k"},
+                            },
+                        }
+                    ]
+                )
+            ]
+        ),
         "spec.containers[0].env[0].valueFrom: valueFrom must set exactly one of "
         "configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef",
         ("spec.containers[0].env[0].valueFrom", "valueFrom must set exactly one of"),
     ),
     Invalid(
-        "probe-two-handlers", "probe-handler-one-of",
-        app(containers=[container(livenessProbe={"tcpSocket": {"port": 8080},
-                                                 "exec": {"command": ["true"]}})]),
+        "probe-two-handlers",
+        "probe-handler-one-of",
+        app(
+            containers=[
+                container(
+                    livenessProbe={"tcpSocket": {"port": 8080}, "exec": {"command": ["true"]}}
+                )
+            ]
+        ),
         "spec.containers[0].livenessProbe: a probe must set exactly one of exec, httpGet, "
         "tcpSocket, grpc",
         ("spec.containers[0].livenessProbe", "a probe must set exactly one of"),
     ),
     Invalid(
-        "liveness-success-threshold", "liveness-success-threshold",
-        app(containers=[container(livenessProbe={"tcpSocket": {"port": "http"},
-                                                 "successThreshold": 2})]),
-        "spec.containers[0].livenessProbe.successThreshold: must be 1 for a liveness probe, "
-        "got 2",
+        "liveness-success-threshold",
+        "liveness-success-threshold",
+        app(
+            containers=[
+                container(livenessProbe={"tcpSocket": {"port": "http"}, "successThreshold": 2})
+            ]
+        ),
+        "spec.containers[0].livenessProbe.successThreshold: must be 1 for a liveness probe, got 2",
         ("spec.containers[0].livenessProbe.successThreshold", "must be 1"),
     ),
     Invalid(
-        "resource-quantity-invalid", "pattern",
+        "resource-quantity-invalid",
+        "pattern",
         app(containers=[container(resources={"requests": {"cpu": "lots"}})]),
-        'spec.containers[0].resources.requests[cpu]: must be a quantity such as 250m, 128Mi '
+        "spec.containers[0].resources.requests[cpu]: must be a quantity such as 250m, 128Mi "
         'or 2, got "lots"',
         ("spec.containers[0].resources.requests.cpu", "should match"),
     ),
     Invalid(
-        "rolling-update-with-recreate", "rolling-update-needs-type",
+        "rolling-update-with-recreate",
+        "rolling-update-needs-type",
         app(updateStrategy={"type": "Recreate", "rollingUpdate": {"maxSurge": 1}}),
-        "spec.updateStrategy.rollingUpdate: rollingUpdate is only allowed with type "
-        "RollingUpdate",
+        "spec.updateStrategy.rollingUpdate: rollingUpdate is only allowed with type RollingUpdate",
         ("spec.updateStrategy.rollingUpdate", "only allowed with type RollingUpdate"),
     ),
     Invalid(
-        "rolling-update-stuck", "rolling-update-not-both-zero",
+        "rolling-update-stuck",
+        "rolling-update-not-both-zero",
         app(updateStrategy={"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "0%"}}),
         "spec.updateStrategy.rollingUpdate: maxSurge and maxUnavailable cannot both be 0: the "
         "rollout could not make progress",
         ("spec.updateStrategy.rollingUpdate", "cannot both be 0"),
     ),
     Invalid(
-        "max-surge-percent-invalid", "pattern",
+        "max-surge-percent-invalid",
+        "pattern",
         app(updateStrategy={"rollingUpdate": {"maxSurge": "150%"}}),
-        'spec.updateStrategy.rollingUpdate.maxSurge: must be a percentage from 0% to 100%, '
+        "spec.updateStrategy.rollingUpdate.maxSurge: must be a percentage from 0% to 100%, "
         'got "150%"',
         ("spec.updateStrategy.rollingUpdate.maxSurge", "should match"),
     ),
     Invalid(
-        "name-too-long", "name-length",
+        "name-too-long",
+        "name-length",
         app(name="a" * 47),
         f'metadata.name: "{"a" * 47}" must be at most 46 characters: Pods are named '
         "<name>-<hash10>-<suffix5> and a Pod name must fit in 63",
         ("metadata.name", "must be at most 46 characters"),
     ),
     Invalid(
-        "name-with-dot", "name-dns1035",
+        "name-with-dot",
+        "name-dns1035",
         app(name="my.app"),
         'metadata.name: "my.app" must be a DNS-1035 label (a lowercase letter first, then '
         "lowercase letters, digits and '-', no '.'): the Service is named after the ExposedApp",
         ("metadata.name", "must be a DNS-1035 label"),
     ),
     Invalid(
-        "name-starts-with-digit", "name-dns1035",
+        "name-starts-with-digit",
+        "name-dns1035",
         app(name="1app"),
         'metadata.name: "1app" must be a DNS-1035 label (a lowercase letter first, then '
         "lowercase letters, digits and '-', no '.'): the Service is named after the ExposedApp",
@@ -408,19 +515,22 @@ INVALID: tuple[Invalid, ...] = (
     ),
     # --- what is NOT in the API (kubectl's default strict field validation names it) ---
     Invalid(
-        "host-network", "unknown field",
+        "host-network",
+        "unknown field",
         app(hostNetwork=True),
         "spec.hostNetwork: unknown field: not part of the ExposedApp API",
         ('unknown field "spec.hostNetwork"',),
     ),
     Invalid(
-        "privileged", "unknown field",
+        "privileged",
+        "unknown field",
         app(containers=[container(securityContext={"privileged": True})]),
         "spec.containers[0].securityContext: unknown field: not part of the ExposedApp API",
         ('unknown field "spec.containers[0].securityContext"',),
     ),
     Invalid(
-        "probe-host", "unknown field",
+        "probe-host",
+        "unknown field",
         app(containers=[container(readinessProbe={"httpGet": {"port": 80, "host": "10.0.0.1"}})]),
         "spec.containers[0].readinessProbe.httpGet.host: unknown field: not part of the "
         "ExposedApp API",

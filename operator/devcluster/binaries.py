@@ -134,8 +134,12 @@ def _run_go(
     """Run a go command, printing a heartbeat with the packages compiled so far."""
     full_env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", **(env or {})}
     process = subprocess.Popen(
-        [_go(), *args], cwd=cwd, env=full_env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [_go(), *args],
+        cwd=cwd,
+        env=full_env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     lines: list[str] = []
     started = time.monotonic()
@@ -144,8 +148,10 @@ def _run_go(
     def heartbeat() -> None:
         while not done.wait(15):
             elapsed = int(time.monotonic() - started)
-            progress(f"  {label}: still working, {elapsed // 60}m{elapsed % 60:02d}s, "
-                     f"{len(lines)} packages/modules so far")
+            progress(
+                f"  {label}: still working, {elapsed // 60}m{elapsed % 60:02d}s, "
+                f"{len(lines)} packages/modules so far"
+            )
 
     ticker = threading.Thread(target=heartbeat, daemon=True)
     ticker.start()
@@ -173,8 +179,12 @@ def _write_wrapper(component: Component, source: Path, progress: Progress) -> No
         # must map each to its published v0.Y.Z twin. Derive the list from the real go.mod.
         progress(f"  reading {component.module}@{component.version}'s go.mod")
         info = json.loads(
-            _run_go(["mod", "download", "-json", f"{component.module}@{component.version}"],
-                    source, progress, "go mod download")
+            _run_go(
+                ["mod", "download", "-json", f"{component.module}@{component.version}"],
+                source,
+                progress,
+                "go mod download",
+            )
         )
         staging_version = "v0." + component.version.split(".", 1)[1]
         for line in Path(info["GoMod"]).read_text().splitlines():
@@ -182,8 +192,16 @@ def _write_wrapper(component: Component, source: Path, progress: Progress) -> No
             if match:
                 replaces.append(f"replace {match[1]} => {match[1]} {staging_version}")
     go_mod = "\n".join(
-        [f"module devcluster/{component.name}", "", "go 1.26.0", "",
-         f"require {component.module} {component.version}", "", *replaces, ""]
+        [
+            f"module devcluster/{component.name}",
+            "",
+            "go 1.26.0",
+            "",
+            f"require {component.module} {component.version}",
+            "",
+            *replaces,
+            "",
+        ]
     )
     (source / "go.mod").write_text(go_mod)
 
@@ -198,8 +216,12 @@ def _build_component(component: Component, progress: Progress, missing: Iterable
         major, minor = component.version.lstrip("v").split(".")[:2]
         ldflags += "".join(
             f" -X k8s.io/component-base/version.{key}={value}"
-            for key, value in (("gitVersion", component.version), ("gitMajor", major),
-                               ("gitMinor", minor), ("gitTreeState", "clean"))
+            for key, value in (
+                ("gitVersion", component.version),
+                ("gitMajor", major),
+                ("gitMinor", minor),
+                ("gitTreeState", "clean"),
+            )
         )
     for binary in missing:
         package = {
@@ -211,11 +233,17 @@ def _build_component(component: Component, progress: Progress, missing: Iterable
             "kwok": "sigs.k8s.io/kwok/cmd/kwok",
         }[binary]
         started = time.monotonic()
-        progress(f"  building {binary} {component.version} from {package} "
-                 "(cold: several minutes; cached afterwards)")
+        progress(
+            f"  building {binary} {component.version} from {package} "
+            "(cold: several minutes; cached afterwards)"
+        )
         partial = target / f".{binary}.partial"
-        _run_go(["build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(partial), package],
-                source, progress, binary)
+        _run_go(
+            ["build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(partial), package],
+            source,
+            progress,
+            binary,
+        )
         partial.rename(target / binary)
         progress(f"  built {binary} in {time.monotonic() - started:.0f}s")
     if component is KWOK:
@@ -224,8 +252,12 @@ def _build_component(component: Component, progress: Progress, missing: Iterable
 
 def _kwok_module_dir(source: Path, progress: Progress) -> Path:
     info = json.loads(
-        _run_go(["mod", "download", "-json", f"{KWOK.module}@{KWOK.version}"], source, progress,
-                "go mod download")
+        _run_go(
+            ["mod", "download", "-json", f"{KWOK.module}@{KWOK.version}"],
+            source,
+            progress,
+            "go mod download",
+        )
     )
     return Path(info["Dir"])
 
@@ -267,8 +299,11 @@ def _build_lock(progress: Progress) -> Iterator[None]:
 
 
 def _missing(component: Component) -> list[str]:
-    return [b for b in component.binaries
-            if _override(b) is None and not (component.cache_dir / b).is_file()]
+    return [
+        b
+        for b in component.binaries
+        if _override(b) is None and not (component.cache_dir / b).is_file()
+    ]
 
 
 def ensure_binaries(progress: Progress = _default_progress) -> dict[str, Path]:
@@ -276,14 +311,19 @@ def ensure_binaries(progress: Progress = _default_progress) -> dict[str, Path]:
     if any(_missing(c) for c in COMPONENTS):
         with _build_lock(progress):
             _build_missing(progress)
-    return {binary: _override(binary) or component.cache_dir / binary
-            for component in COMPONENTS for binary in component.binaries}
+    return {
+        binary: _override(binary) or component.cache_dir / binary
+        for component in COMPONENTS
+        for binary in component.binaries
+    }
 
 
 def _build_missing(progress: Progress) -> None:
     steps = [c for c in COMPONENTS if _missing(c)]  # re-read: a waited-for build may have done it
     for index, component in enumerate(steps, start=1):
         missing = _missing(component)
-        progress(f"[{index}/{len(steps)}] {component.name} {component.version}: "
-                 f"building {', '.join(missing)} into {component.cache_dir}")
+        progress(
+            f"[{index}/{len(steps)}] {component.name} {component.version}: "
+            f"building {', '.join(missing)} into {component.cache_dir}"
+        )
         _build_component(component, progress, missing)

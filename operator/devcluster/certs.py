@@ -78,9 +78,15 @@ def _sign(
     if is_ca:
         builder = builder.add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -110,7 +116,9 @@ def write_pki(directory: Path, clients: list[ClientIdentity], service_ip: str) -
     ca_name = _name("exposedapp-devcluster-ca")
     ca = _sign(ca_name, ca_key.public_key(), ca_name, ca_key, is_ca=True)
 
-    def write_pair(stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[Path, Path]:
+    def write_pair(
+        stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+    ) -> tuple[Path, Path]:
         cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
         cert_path.write_bytes(_pem_cert(cert))
         key_path.write_bytes(_pem_key(key))
@@ -121,9 +129,15 @@ def write_pki(directory: Path, clients: list[ClientIdentity], service_ip: str) -
 
     serving_key = ec.generate_private_key(ec.SECP256R1())
     serving = _sign(
-        _name("kube-apiserver"), serving_key.public_key(), ca_name, ca_key,
+        _name("kube-apiserver"),
+        serving_key.public_key(),
+        ca_name,
+        ca_key,
         server_names=(
-            "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
             "kubernetes.default.svc.cluster.local",
         ),
         server_ips=("127.0.0.1", service_ip),
@@ -134,7 +148,11 @@ def write_pki(directory: Path, clients: list[ClientIdentity], service_ip: str) -
     for identity in clients:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = _sign(
-            _name(identity.user, identity.groups), key.public_key(), ca_name, ca_key, client=True,
+            _name(identity.user, identity.groups),
+            key.public_key(),
+            ca_name,
+            ca_key,
+            client=True,
         )
         stem = "client-" + identity.user.replace(":", "-")
         client_paths[identity.user] = write_pair(stem, cert, key)
@@ -147,7 +165,8 @@ def write_pki(directory: Path, clients: list[ClientIdentity], service_ip: str) -
     sa_public = directory / "sa.pub"
     sa_public.write_bytes(
         sa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo,
+            serialization.Encoding.PEM,
+            serialization.PublicFormat.SubjectPublicKeyInfo,
         )
     )
     return Pki(ca_cert, serving_cert, serving_key_path, sa_public, sa_private, client_paths)

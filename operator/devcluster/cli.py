@@ -1,10 +1,10 @@
 """`devcluster`: a real local Kubernetes control plane for the demo, the tests and the benchmark.
 
-    devcluster build     build (or find) the binaries; a second run builds nothing
-    devcluster up        start etcd, kube-apiserver, controller-manager, scheduler, kwok
-    devcluster status    what runs, and whether the apiserver answers
-    devcluster env       print the KUBECONFIG export for a shell: eval "$(devcluster env)"
-    devcluster down      stop every process and free every port
+devcluster build     build (or find) the binaries; a second run builds nothing
+devcluster up        start etcd, kube-apiserver, controller-manager, scheduler, kwok
+devcluster status    what runs, and whether the apiserver answers
+devcluster env       print the KUBECONFIG export for a shell: eval "$(devcluster env)"
+devcluster down      stop every process and free every port
 """
 
 from __future__ import annotations
@@ -22,11 +22,16 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="devcluster", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run-dir", type=Path, default=None,
-                        help="where state, certificates and logs live "
-                             "(default $DEVCLUSTER_RUN_DIR or ./.run/devcluster)")
+    parser = argparse.ArgumentParser(
+        prog="devcluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="where state, certificates and logs live "
+        "(default $DEVCLUSTER_RUN_DIR or ./.run/devcluster)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("build", help="build or find the binaries")
     start = commands.add_parser("up", help="start the control plane (detached)")
@@ -54,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "env":
             recorded = read_state(run_dir)
             if recorded is None:
-                print(f"no control plane in {run_dir}; start one with `devcluster up`",
-                      file=sys.stderr)
+                print(
+                    f"no control plane in {run_dir}; start one with `devcluster up`",
+                    file=sys.stderr,
+                )
                 return 1
             print(f"export KUBECONFIG={recorded.kubeconfig}")
         elif args.command == "down":

@@ -122,12 +122,24 @@ def _kubeconfig(server: str, ca: Path, cert: Path, key: Path, user: str) -> dict
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "devcluster", "cluster": {
-            "server": server, "certificate-authority-data": b64(ca)}}],
-        "users": [{"name": user, "user": {
-            "client-certificate-data": b64(cert), "client-key-data": b64(key)}}],
-        "contexts": [{"name": "devcluster", "context": {
-            "cluster": "devcluster", "user": user, "namespace": "default"}}],
+        "clusters": [
+            {
+                "name": "devcluster",
+                "cluster": {"server": server, "certificate-authority-data": b64(ca)},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)},
+            }
+        ],
+        "contexts": [
+            {
+                "name": "devcluster",
+                "context": {"cluster": "devcluster", "user": user, "namespace": "default"},
+            }
+        ],
         "current-context": "devcluster",
     }
 
@@ -184,8 +196,12 @@ class _Launcher:
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=self.run_dir, env={**os.environ, **(env or {})},
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.run_dir,
+            env={**os.environ, **(env or {})},
             start_new_session=True,
             preexec_fn=_die_with_parent if self.attached else None,
         )
@@ -222,8 +238,10 @@ class _Launcher:
         hint = ""
         if "address already in use" in tail:
             hint = " A port it needs is taken by another process; run `devcluster down` or retry."
-        return (f"{name} exited with code {code} during start-up.{hint} "
-                f"Log: {self.logs / (name + '.log')}\n{tail}")
+        return (
+            f"{name} exited with code {code} during start-up.{hint} "
+            f"Log: {self.logs / (name + '.log')}\n{tail}"
+        )
 
 
 def _state_path(run_dir: Path) -> Path:
@@ -264,8 +282,11 @@ AUDIT_POLICY = {
     "omitStages": ["RequestReceived"],
     "rules": [
         # Node heartbeats are the fake nodes' noise, not anyone's work.
-        {"level": "None", "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}],
-         "namespaces": ["kube-node-lease"]},
+        {
+            "level": "None",
+            "resources": [{"group": "coordination.k8s.io", "resources": ["leases"]}],
+            "namespaces": ["kube-node-lease"],
+        },
         {"level": "Metadata"},
     ],
 }
@@ -279,8 +300,12 @@ def _node(name: str) -> dict[str, Any]:
         "metadata": {
             "name": name,
             "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                       "kubernetes.io/arch": "amd64", "type": "kwok"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "kwok",
+            },
         },
         "spec": {},
         "status": {"allocatable": capacity, "capacity": capacity},
@@ -310,23 +335,36 @@ def up(
             subprocess.run(["rm", "-rf", str(run_dir / stale)], check=True)
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    ports = {name: _free_port() for name in (
-        "etcd", "etcd-peer", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-        "kwok")}
+    ports = {
+        name: _free_port()
+        for name in (
+            "etcd",
+            "etcd-peer",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kwok",
+        )
+    }
     server = f"https://127.0.0.1:{ports['kube-apiserver']}"
     state = ClusterState(
-        run_dir=str(run_dir), kubeconfig=str(run_dir / "kubeconfig"), server=server,
-        attached=attached, ports=ports,
+        run_dir=str(run_dir),
+        kubeconfig=str(run_dir / "kubeconfig"),
+        server=server,
+        attached=attached,
+        ports=ports,
         versions={"kubernetes": KUBERNETES_VERSION, "etcd": ETCD_VERSION, "kwok": KWOK_VERSION},
         binaries={name: str(path) for name, path in binaries.items()},
     )
-    pki = write_pki(run_dir / "pki", [ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK_USER, OPERATOR],
-                    SERVICE_IP)
+    pki = write_pki(
+        run_dir / "pki", [ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK_USER, OPERATOR], SERVICE_IP
+    )
     kubeconfigs = {}
     for identity in (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK_USER, OPERATOR):
         cert, key = pki.clients[identity.user]
         path = run_dir / (
-            "kubeconfig" if identity is ADMIN else f"{identity.user.split(':')[-1]}.kubeconfig")
+            "kubeconfig" if identity is ADMIN else f"{identity.user.split(':')[-1]}.kubeconfig"
+        )
         path.write_text(yaml.safe_dump(_kubeconfig(server, pki.ca_cert, cert, key, identity.user)))
         path.chmod(0o600)
         kubeconfigs[identity.user] = path
@@ -347,16 +385,21 @@ def up(
                 raise ClusterError(f"could not create fake node {name}: HTTP {code}: {body}")
             state.nodes.append(name)
         progress(f"waiting for {nodes} fake nodes to be Ready and the default ServiceAccount")
-        launcher.wait_ready("kwok", lambda: _nodes_ready(api, state.nodes)
-                            and _default_service_account(api), timeout=120)
+        launcher.wait_ready(
+            "kwok",
+            lambda: _nodes_ready(api, state.nodes) and _default_service_account(api),
+            timeout=120,
+        )
         state.timings["nodes-ready"] = round(time.monotonic() - started, 2)
     except BaseException:
         _stop(state, progress)
         raise
     state.timings["total"] = round(time.monotonic() - overall, 2)
     _write_state(state)
-    progress(f"control plane ready in {state.timings['total']:.1f}s at {server}; "
-             f"export KUBECONFIG={state.kubeconfig}")
+    progress(
+        f"control plane ready in {state.timings['total']:.1f}s at {server}; "
+        f"export KUBECONFIG={state.kubeconfig}"
+    )
     return state
 
 
@@ -373,78 +416,120 @@ def _start_all(
     etcd_url = f"http://127.0.0.1:{ports['etcd']}"
     peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
     progress(f"starting etcd on {etcd_url}")
-    launcher.start("etcd", [
-        str(binaries["etcd"]), "--name=devcluster", f"--data-dir={run_dir / 'etcd-data'}",
-        f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-        f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-        f"--initial-cluster=devcluster={peer_url}", "--initial-cluster-state=new",
-        "--unsafe-no-fsync=true", "--quota-backend-bytes=4294967296", "--log-level=warn",
-    ])
+    launcher.start(
+        "etcd",
+        [
+            str(binaries["etcd"]),
+            "--name=devcluster",
+            f"--data-dir={run_dir / 'etcd-data'}",
+            f"--listen-client-urls={etcd_url}",
+            f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=devcluster={peer_url}",
+            "--initial-cluster-state=new",
+            "--unsafe-no-fsync=true",
+            "--quota-backend-bytes=4294967296",
+            "--log-level=warn",
+        ],
+    )
     launcher.wait_ready("etcd", lambda: _http_ok(etcd_url + "/health"))
 
     apiserver_port = ports["kube-apiserver"]
     progress(f"starting kube-apiserver on https://127.0.0.1:{apiserver_port}")
-    launcher.start("kube-apiserver", [
-        str(binaries["kube-apiserver"]),
-        f"--etcd-servers={etcd_url}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-        f"--secure-port={apiserver_port}",
-        f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
-        f"--client-ca-file={pki.ca_cert}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-account-key-file={pki.sa_public}",
-        f"--service-account-signing-key-file={pki.sa_private}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
-        "--authorization-mode=Node,RBAC",
-        "--allow-privileged=true",
-        f"--cert-dir={run_dir / 'pki'}",
-        f"--audit-policy-file={run_dir / 'audit-policy.yaml'}",
-        f"--audit-log-path={run_dir / 'audit.log'}",
-        "--audit-log-format=json",
-        "--audit-log-mode=batch",
-        "--audit-log-batch-max-wait=1s",
-        "--profiling=false",
-        "--v=1",
-    ])
+    launcher.start(
+        "kube-apiserver",
+        [
+            str(binaries["kube-apiserver"]),
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={apiserver_port}",
+            f"--tls-cert-file={pki.serving_cert}",
+            f"--tls-private-key-file={pki.serving_key}",
+            f"--client-ca-file={pki.ca_cert}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki.sa_public}",
+            f"--service-account-signing-key-file={pki.sa_private}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            f"--cert-dir={run_dir / 'pki'}",
+            f"--audit-policy-file={run_dir / 'audit-policy.yaml'}",
+            f"--audit-log-path={run_dir / 'audit.log'}",
+            "--audit-log-format=json",
+            "--audit-log-mode=batch",
+            "--audit-log-batch-max-wait=1s",
+            "--profiling=false",
+            "--v=1",
+        ],
+    )
     admin_cert, admin_key = pki.clients[ADMIN.user]
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
     context.load_cert_chain(str(admin_cert), str(admin_key))
-    launcher.wait_ready("kube-apiserver", lambda: _http_ok(
-        f"https://127.0.0.1:{apiserver_port}/readyz", context), timeout=120)
+    launcher.wait_ready(
+        "kube-apiserver",
+        lambda: _http_ok(f"https://127.0.0.1:{apiserver_port}/readyz", context),
+        timeout=120,
+    )
 
     for name, identity, extra in (
-        ("kube-controller-manager", CONTROLLER_MANAGER, [
-            f"--root-ca-file={pki.ca_cert}",
-            f"--service-account-private-key-file={pki.sa_private}",
-            "--use-service-account-credentials=true",
-            "--controllers=*,-bootstrapsigner,-tokencleaner,-cloud-node-lifecycle",
-            "--node-monitor-grace-period=40s",
-            "--concurrent-service-endpoint-syncs=10",
-            "--kube-api-qps=200", "--kube-api-burst=400",
-        ]),
+        (
+            "kube-controller-manager",
+            CONTROLLER_MANAGER,
+            [
+                f"--root-ca-file={pki.ca_cert}",
+                f"--service-account-private-key-file={pki.sa_private}",
+                "--use-service-account-credentials=true",
+                "--controllers=*,-bootstrapsigner,-tokencleaner,-cloud-node-lifecycle",
+                "--node-monitor-grace-period=40s",
+                "--concurrent-service-endpoint-syncs=10",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+            ],
+        ),
         ("kube-scheduler", SCHEDULER, ["--kube-api-qps=200", "--kube-api-burst=400"]),
     ):
         kubeconfig = kubeconfigs[identity.user]
         progress(f"starting {name}")
-        launcher.start(name, [
-            str(binaries[name]), f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={ports[name]}",
-            "--leader-elect=false", "--v=1", *extra,
-        ])
-        launcher.wait_ready(name, lambda port=ports[name]: _http_ok(  # type: ignore[misc]
-            f"https://127.0.0.1:{port}/healthz", _insecure()))
+        launcher.start(
+            name,
+            [
+                str(binaries[name]),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports[name]}",
+                "--leader-elect=false",
+                "--v=1",
+                *extra,
+            ],
+        )
+        launcher.wait_ready(
+            name,
+            lambda port=ports[name]: _http_ok(  # type: ignore[misc]
+                f"https://127.0.0.1:{port}/healthz", _insecure()
+            ),
+        )
 
     progress("starting kwok (fake nodes)")
     kwok_home = run_dir / "kwok-home"
     kwok_home.mkdir(exist_ok=True)
-    launcher.start("kwok", [
-        str(binaries["kwok"]), f"--kubeconfig={kubeconfigs[KWOK_USER.user]}",
-        f"--config={stage_config}", "--manage-all-nodes=true",
-        f"--cidr={POD_CIDR}", "--node-ip=10.0.0.1", "--node-lease-duration-seconds=40",
-        f"--server-address=127.0.0.1:{ports['kwok']}",
-    ], env={"HOME": str(kwok_home)})
+    launcher.start(
+        "kwok",
+        [
+            str(binaries["kwok"]),
+            f"--kubeconfig={kubeconfigs[KWOK_USER.user]}",
+            f"--config={stage_config}",
+            "--manage-all-nodes=true",
+            f"--cidr={POD_CIDR}",
+            "--node-ip=10.0.0.1",
+            "--node-lease-duration-seconds=40",
+            f"--server-address=127.0.0.1:{ports['kwok']}",
+        ],
+        env={"HOME": str(kwok_home)},
+    )
 
 
 def _nodes_ready(api: _Api, names: list[str]) -> bool:

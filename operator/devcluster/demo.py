@@ -53,8 +53,14 @@ class Demo:
     def kubectl(self, *args: str, show: bool = True, stdin: str | None = None) -> str:
         if show:
             print(f"$ kubectl {' '.join(args)}", flush=True)
-        result = subprocess.run([self.kubectl_binary, *args], env=self.env, input=stdin,
-                                text=True, capture_output=True, check=False)
+        result = subprocess.run(
+            [self.kubectl_binary, *args],
+            env=self.env,
+            input=stdin,
+            text=True,
+            capture_output=True,
+            check=False,
+        )
         if result.returncode != 0:
             raise SystemExit(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
         if show:
@@ -76,11 +82,15 @@ class Demo:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devcluster-demo", description=__doc__)
-    parser.add_argument("--keep", action="store_true", help="leave the cluster and operator running")
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the cluster and operator running"
+    )
     args = parser.parse_args(argv)
     run_dir = default_run_dir()
-    _banner("Starting a real Kubernetes control plane on 127.0.0.1 (etcd, apiserver, "
-            "controller-manager, scheduler, kwok fake nodes)")
+    _banner(
+        "Starting a real Kubernetes control plane on 127.0.0.1 (etcd, apiserver, "
+        "controller-manager, scheduler, kwok fake nodes)"
+    )
     try:
         state = up(run_dir, attached=not args.keep)
     except ClusterError as error:
@@ -97,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         log = (run_dir / "operator.log").open("wb")
         operator = subprocess.Popen(
             [sys.executable, "-m", "exposedapp", "run", "--liveness", "http://127.0.0.1:0/healthz"],
-            env=demo.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=args.keep)
+            env=demo.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=args.keep,
+        )
         log.close()
 
         _banner("Applying an ExposedApp: 2 containers sharing the Pod's ports, 3 replicas")
@@ -115,23 +128,39 @@ def main(argv: list[str] | None = None) -> int:
 
         _banner("Scaling: kubectl scale xapp web --replicas=5")
         demo.kubectl("scale", "xapp", "web", "--replicas=5")
-        demo.kubectl("wait", "--for=jsonpath={.status.readyReplicas}=5", "xapp/web",
-                     "--timeout=60s")
+        demo.kubectl(
+            "wait", "--for=jsonpath={.status.readyReplicas}=5", "xapp/web", "--timeout=60s"
+        )
         demo.kubectl("get", "xapp")
 
         _banner("Drift: a hand-edited Service selector is put back")
-        demo.kubectl("patch", "service", "web", "--type=merge", "-p",
-                     '{"spec":{"selector":{"exposedapp.dev/app":"oops"}}}')
+        demo.kubectl(
+            "patch",
+            "service",
+            "web",
+            "--type=merge",
+            "-p",
+            '{"spec":{"selector":{"exposedapp.dev/app":"oops"}}}',
+        )
         started = time.monotonic()
-        demo.wait_until("the selector to be restored",
-                        lambda: demo.selector().get("exposedapp.dev/app") == "web")
+        demo.wait_until(
+            "the selector to be restored",
+            lambda: demo.selector().get("exposedapp.dev/app") == "web",
+        )
         print(f"selector restored after {time.monotonic() - started:.2f}s: {demo.selector()}")
-        demo.kubectl("get", "events", "--field-selector", "involvedObject.kind=ExposedApp",
-                     "--sort-by=.metadata.creationTimestamp")
+        demo.kubectl(
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.kind=ExposedApp",
+            "--sort-by=.metadata.creationTimestamp",
+        )
         _banner("Done")
         if args.keep:
-            print(f"Left running. export KUBECONFIG={state.kubeconfig}; operator pid "
-                  f"{operator.pid}; stop with: kill {operator.pid}; devcluster down")
+            print(
+                f"Left running. export KUBECONFIG={state.kubeconfig}; operator pid "
+                f"{operator.pid}; stop with: kill {operator.pid}; devcluster down"
+            )
         return 0
     finally:
         if not args.keep:

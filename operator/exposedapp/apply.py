@@ -123,20 +123,32 @@ class ApiClient:
             payload = {}
         if response.ok:
             return Answer(response.status_code, "", "", payload)
-        return Answer(response.status_code, payload.get("reason", ""),
-                      payload.get("message", response.text[:500]), payload)
+        return Answer(
+            response.status_code,
+            payload.get("reason", ""),
+            payload.get("message", response.text[:500]),
+            payload,
+        )
 
     # -- children ------------------------------------------------------------------------
     def create_pod(self, body: Mapping[str, Any]) -> Answer:
-        return self.call("POST", "pods", namespace=body["metadata"]["namespace"], body=body,
-                         params={"fieldManager": FIELD_MANAGER})
+        return self.call(
+            "POST",
+            "pods",
+            namespace=body["metadata"]["namespace"],
+            body=body,
+            params={"fieldManager": FIELD_MANAGER},
+        )
 
     def get(self, kind: str, namespace: str, name: str) -> Answer:
         return self.call("GET", f"{kind}/{name}", namespace=namespace)
 
     def delete(self, kind: str, namespace: str, name: str, uid: str | None) -> Answer:
-        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1",
-                                   "propagationPolicy": "Background"}
+        options: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": "Background",
+        }
         if uid:
             options["preconditions"] = {"uid": uid}
         return self.call("DELETE", f"{kind}/{name}", namespace=namespace, body=options)
@@ -146,8 +158,10 @@ class ApiClient:
         # it back (force) from whoever edited it by hand. clusterIP, allocated nodePorts and
         # others' fields are not in the body, so they are never touched.
         return self.call(
-            "PATCH", f"services/{body['metadata']['name']}",
-            namespace=body["metadata"]["namespace"], body=body,
+            "PATCH",
+            f"services/{body['metadata']['name']}",
+            namespace=body["metadata"]["namespace"],
+            body=body,
             content_type="application/apply-patch+yaml",
             params={"fieldManager": FIELD_MANAGER, "force": "true"},
         )
@@ -155,8 +169,12 @@ class ApiClient:
     # -- the app -------------------------------------------------------------------------
     def patch_status(self, app: AppRef, patch: Mapping[str, Any]) -> Answer:
         return self.call(
-            "PATCH", f"{PLURAL}/{app.name}/status", version=API_VERSION, namespace=app.namespace,
-            body={"status": patch}, content_type="application/merge-patch+json",
+            "PATCH",
+            f"{PLURAL}/{app.name}/status",
+            version=API_VERSION,
+            namespace=app.namespace,
+            body={"status": patch},
+            content_type="application/merge-patch+json",
             params={"fieldManager": FIELD_MANAGER},
         )
 
@@ -166,10 +184,14 @@ class ApiClient:
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
             # kubectl's convention: <object>.<unique suffix>.
-            "metadata": {"name": f"{app.name}.{secrets.token_hex(8)}",
-                         "namespace": app.namespace},
-            "regarding": {"apiVersion": API_VERSION, "kind": KIND, "name": app.name,
-                          "namespace": app.namespace, "uid": app.uid},
+            "metadata": {"name": f"{app.name}.{secrets.token_hex(8)}", "namespace": app.namespace},
+            "regarding": {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": app.name,
+                "namespace": app.namespace,
+                "uid": app.uid,
+            },
             "reason": reason,
             "note": message[:1024],
             "type": kind,
@@ -178,8 +200,9 @@ class ApiClient:
             "reportingController": f"{API_VERSION.split('/')[0]}/{COMPONENT}",
             "reportingInstance": COMPONENT,
         }
-        return self.call("POST", "events", version="events.k8s.io/v1",
-                         namespace=app.namespace, body=event)
+        return self.call(
+            "POST", "events", version="events.k8s.io/v1", namespace=app.namespace, body=event
+        )
 
 
 def owned_keys(obj: Mapping[str, Any], manager: str = FIELD_MANAGER) -> dict[str, set[str]]:
@@ -189,10 +212,8 @@ def owned_keys(obj: Mapping[str, Any], manager: str = FIELD_MANAGER) -> dict[str
         if entry.get("manager") != manager or entry.get("operation") != "Apply":
             continue
         metadata = (entry.get("fieldsV1") or {}).get("f:metadata") or {}
-        for section in owned:
-            for key in metadata.get(f"f:{section}") or {}:
-                if key.startswith("f:"):
-                    owned[section].add(key[2:])
+        for section, keys in owned.items():
+            keys.update(k[2:] for k in metadata.get(f"f:{section}") or {} if k.startswith("f:"))
     return owned
 
 
@@ -214,8 +235,10 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
 
 
 def _controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
-    return any(ref.get("controller") and ref.get("uid") == uid
-               for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+    return any(
+        ref.get("controller") and ref.get("uid") == uid
+        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+    )
 
 
 def _controller_name(obj: Mapping[str, Any]) -> str:
@@ -257,8 +280,9 @@ async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResu
             result.problems.append(_problem(answer, f"creating Pod {action.name}"))
             return
     elif action.kind == "delete_pod":
-        answer = await asyncio.to_thread(client.delete, "pods", app.namespace, action.name,
-                                         action.uid)
+        answer = await asyncio.to_thread(
+            client.delete, "pods", app.namespace, action.name, action.uid
+        )
         if answer.ok:
             result.deleted_pods.append(action.name)
         elif answer.code in (404, 409):  # already gone, or a successor with that name
@@ -271,8 +295,9 @@ async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResu
     elif action.kind in ("apply_service", "recreate_service"):
         assert action.body is not None
         if action.kind == "recreate_service":
-            gone = await asyncio.to_thread(client.delete, "services", app.namespace,
-                                           action.name, action.uid)
+            gone = await asyncio.to_thread(
+                client.delete, "services", app.namespace, action.name, action.uid
+            )
             if not gone.ok and gone.code != 404:
                 if _is_transient(gone):
                     raise TransientError(f"deleting Service {action.name}: {gone.message}")
@@ -287,8 +312,11 @@ async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResu
             result.problems.append(_problem(answer, f"applying Service {action.name}"))
             return
     result.done.append(action)
-    logger.info("%s", action.reason[:1].upper() + action.reason[1:],
-                extra={"app": f"{app.namespace}/{app.name}", "action": action.kind})
+    logger.info(
+        "%s",
+        action.reason[:1].upper() + action.reason[1:],
+        extra={"app": f"{app.namespace}/{app.name}", "action": action.kind},
+    )
 
 
 async def execute(client: ApiClient, app: AppRef, plan: Plan, parallel: int = 16) -> ApplyResult:
@@ -313,8 +341,12 @@ def summarise_done(done: Sequence[Action]) -> list[tuple[str, str]]:
     groups: dict[str, list[Action]] = {}
     for action in done:
         groups.setdefault(action.kind, []).append(action)
-    titles = {"create_pod": "CreatedPods", "delete_pod": "DeletedPods",
-              "apply_service": "AppliedService", "recreate_service": "RecreatedService"}
+    titles = {
+        "create_pod": "CreatedPods",
+        "delete_pod": "DeletedPods",
+        "apply_service": "AppliedService",
+        "recreate_service": "RecreatedService",
+    }
     for kind, actions in groups.items():
         if len(actions) == 1:
             message = actions[0].reason

@@ -1,8 +1,8 @@
 """`exposedapp`: run the operator, or render what it would create.
 
-    exposedapp run [--namespace NS ...] [--liveness URL]
-    exposedapp render -f app.yaml [--uid UID]
-    exposedapp crd                  print the CustomResourceDefinition
+exposedapp run [--namespace NS ...] [--liveness URL]
+exposedapp render -f app.yaml [--uid UID]
+exposedapp crd                  print the CustomResourceDefinition
 """
 
 from __future__ import annotations
@@ -34,15 +34,18 @@ def _documents(path: str) -> Iterator[dict[str, Any]]:
             yield document
 
 
-def render(app: dict[str, Any], uid: str = RENDER_UID, namespace: str = "default") -> list[dict[str, Any]]:
+def render(
+    app: dict[str, Any], uid: str = RENDER_UID, namespace: str = "default"
+) -> list[dict[str, Any]]:
     """The Pods and Service the operator would create for `app`, from the same builders."""
     metadata = app.get("metadata") or {}
     name = metadata.get("name", "")
     validate_name(name)
     spec = parse_spec(app.get("spec") or {})
     desired = build_desired(AppRef(metadata.get("namespace") or namespace, name, uid), spec)
-    objects = [desired.pod(f"{name}-{desired.template_hash}-{slot}")
-               for slot in range(desired.replicas)]
+    objects = [
+        desired.pod(f"{name}-{desired.template_hash}-{slot}") for slot in range(desired.replicas)
+    ]
     if desired.service is not None:
         objects.append(dict(desired.service))
     return objects
@@ -64,14 +67,23 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="exposedapp", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="exposedapp", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the operator against the current kubeconfig")
-    run.add_argument("-n", "--namespace", action="append", default=[],
-                     help="watch only this namespace (repeatable); default: all namespaces")
-    run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz",
-                     help="kopf's liveness endpoint (default %(default)s)")
+    run.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: all namespaces",
+    )
+    run.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8080/healthz",
+        help="kopf's liveness endpoint (default %(default)s)",
+    )
     run.add_argument("--log-format", default="plain", choices=["plain", "full", "json"])
     run.add_argument("-v", "--verbose", action="store_true")
     show = commands.add_parser("render", help="print the Pods and Service an app implies")

@@ -440,8 +440,7 @@ _PORT = _obj(
         ),
         "expose": _bool(
             default=True,
-            description="false for a pod-only port: declared on the container, not on "
-            "the Service.",
+            description="false for a pod-only port: declared on the container, not on the Service.",
         ),
     },
     required=["name", "containerPort"],
@@ -509,8 +508,11 @@ _CONTAINER = _obj(
     },
     required=["name", "image"],
     rules=[
-        *(_probe_port_rule(p, h) for p in ("readinessProbe", "livenessProbe")
-          for h in ("httpGet", "tcpSocket")),
+        *(
+            _probe_port_rule(p, h)
+            for p in ("readinessProbe", "livenessProbe")
+            for h in ("httpGet", "tcpSocket")
+        ),
         _rule(
             "liveness-success-threshold",
             "!has(self.livenessProbe) || !has(self.livenessProbe.successThreshold) "
@@ -729,13 +731,21 @@ _VOLUME = _obj(
     {
         "name": _dns_label("Volume name, unique in the Pod; volumeMounts refer to it."),
         "configMap": _source(
-            {"name": _str(253, min_length=1), "items": _ITEMS, "defaultMode": _MODE,
-             "optional": _bool()},
+            {
+                "name": _str(253, min_length=1),
+                "items": _ITEMS,
+                "defaultMode": _MODE,
+                "optional": _bool(),
+            },
             ["name"],
         ),
         "secret": _source(
-            {"secretName": _str(253, min_length=1), "items": _ITEMS, "defaultMode": _MODE,
-             "optional": _bool()},
+            {
+                "secretName": _str(253, min_length=1),
+                "items": _ITEMS,
+                "defaultMode": _MODE,
+                "optional": _bool(),
+            },
             ["secretName"],
         ),
         "emptyDir": _source({"medium": _str(6, enum=["", "Memory"]), "sizeLimit": _QUANTITY}),
@@ -748,13 +758,19 @@ _VOLUME = _obj(
                     _obj(
                         {
                             "configMap": _source(
-                                {"name": _str(253, min_length=1), "items": _ITEMS,
-                                 "optional": _bool()},
+                                {
+                                    "name": _str(253, min_length=1),
+                                    "items": _ITEMS,
+                                    "optional": _bool(),
+                                },
                                 ["name"],
                             ),
                             "secret": _source(
-                                {"name": _str(253, min_length=1), "items": _ITEMS,
-                                 "optional": _bool()},
+                                {
+                                    "name": _str(253, min_length=1),
+                                    "items": _ITEMS,
+                                    "optional": _bool(),
+                                },
                                 ["name"],
                             ),
                             "downwardAPI": _source({"items": _DOWNWARD_ITEMS}),
@@ -762,8 +778,7 @@ _VOLUME = _obj(
                                 {
                                     "audience": _str(256),
                                     "expirationSeconds": _int(600, 2**32, fmt="int64"),
-                                    "path": _str(253, min_length=1,
-                                                 rules=_RELATIVE_PATH_RULES),
+                                    "path": _str(253, min_length=1, rules=_RELATIVE_PATH_RULES),
                                 },
                                 ["path"],
                             ),
@@ -791,7 +806,8 @@ _VOLUME = _obj(
         _rule(
             "volume-source-one-of",
             _one_of(VOLUME_SOURCES),
-            "a volume must set exactly one of " + ", ".join(VOLUME_SOURCES)
+            "a volume must set exactly one of "
+            + ", ".join(VOLUME_SOURCES)
             + " (hostPath and other volume types are not supported)",
             message_expression="'volume \"' + self.name + '\" must set exactly one of "
             + ", ".join(VOLUME_SOURCES)
@@ -810,7 +826,10 @@ SPEC_SCHEMA: Schema = _obj(
             description="Seconds a Pod must be ready before it counts as available.",
         ),
         "containers": _list(
-            _CONTAINER, 10, min_items=1, rules=_CONTAINERS_RULES,
+            _CONTAINER,
+            10,
+            min_items=1,
+            rules=_CONTAINERS_RULES,
             description="The containers of each Pod.",
         ),
         "volumes": _list(
@@ -905,14 +924,17 @@ STATUS_SCHEMA: Schema = _obj(
         "readyReplicas": _COUNT,
         "availableReplicas": _COUNT,
         "updatedReplicas": _COUNT,
-        "selector": _str(1024, description="Label selector of the Pods, for the scale "
-                         "subresource (HorizontalPodAutoscaler)."),
+        "selector": _str(
+            1024,
+            description="Label selector of the Pods, for the scale "
+            "subresource (HorizontalPodAutoscaler).",
+        ),
         # Display strings for kubectl's columns: a column can only show one field as is.
         "readyText": _str(32, description="Ready/desired Pods, e.g. 2/3 (READY column)."),
-        "portsText": _str(1024, description="Service ports, e.g. 80/TCP,9090:30090/TCP "
-                          "(PORTS column)."),
-        "imagesText": _str(4096, description="Container images, comma separated (IMAGES "
-                           "column)."),
+        "portsText": _str(
+            1024, description="Service ports, e.g. 80/TCP,9090:30090/TCP (PORTS column)."
+        ),
+        "imagesText": _str(4096, description="Container images, comma separated (IMAGES column)."),
         "service": _obj(
             {
                 "name": _str(63),

@@ -121,10 +121,12 @@ def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
         pod_spec["volumes"] = to_plain(spec.volumes)
     # The hash covers everything a Pod is built from, except the app's identity.
     template_hash = _template_hash(
-        {"spec": pod_spec, "labels": user_labels, "annotations": user_annotations})
+        {"spec": pod_spec, "labels": user_labels, "annotations": user_annotations}
+    )
     summary = {
-        "ports": {p.name: f"{p.container_port}/{p.protocol}"
-                  for c in spec.containers for p in c.ports},
+        "ports": {
+            p.name: f"{p.container_port}/{p.protocol}" for c in spec.containers for p in c.ports
+        },
         "images": {c.name: c.image for c in spec.containers},
     }
     identity = identity_labels(app.name, app.uid)
@@ -134,10 +136,16 @@ def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
         "metadata": {
             "name": "",
             "namespace": app.namespace,
-            "labels": {**user_labels, **recommended_labels(app.name), **identity,
-                       TEMPLATE_HASH_LABEL: template_hash},
-            "annotations": {**user_annotations,
-                            TEMPLATE_ANNOTATION: json.dumps(summary, sort_keys=True)},
+            "labels": {
+                **user_labels,
+                **recommended_labels(app.name),
+                **identity,
+                TEMPLATE_HASH_LABEL: template_hash,
+            },
+            "annotations": {
+                **user_annotations,
+                TEMPLATE_ANNOTATION: json.dumps(summary, sort_keys=True),
+            },
             "ownerReferences": [owner_reference(app)],
         },
         "spec": pod_spec,
@@ -202,8 +210,7 @@ def _service(
         "metadata": {
             "name": app.name,
             "namespace": app.namespace,
-            "labels": {**dict(service.labels), **recommended_labels(app.name),
-                       APP_LABEL: app.name},
+            "labels": {**dict(service.labels), **recommended_labels(app.name), APP_LABEL: app.name},
             "annotations": dict(service.annotations),
             "ownerReferences": [owner_reference(app)],
         },

@@ -48,17 +48,35 @@ runtime = Runtime()
 def _trim(body: kopf.Body | Mapping[str, Any]) -> dict[str, Any]:
     """Keep what the reconciler reads; drop managedFields of Pods (memory at scale)."""
     metadata = dict(body.get("metadata") or {})
-    return {"metadata": metadata, "spec": dict(body.get("spec") or {}),
-            "status": dict(body.get("status") or {})}
+    return {
+        "metadata": metadata,
+        "spec": dict(body.get("spec") or {}),
+        "status": dict(body.get("status") or {}),
+    }
 
 
 def _trim_pod(body: kopf.Body) -> dict[str, Any]:
-    metadata = {k: v for k, v in dict(body.get("metadata") or {}).items()
-                if k in ("name", "namespace", "uid", "labels", "annotations", "ownerReferences",
-                         "creationTimestamp", "deletionTimestamp")}
+    metadata = {
+        k: v
+        for k, v in dict(body.get("metadata") or {}).items()
+        if k
+        in (
+            "name",
+            "namespace",
+            "uid",
+            "labels",
+            "annotations",
+            "ownerReferences",
+            "creationTimestamp",
+            "deletionTimestamp",
+        )
+    }
     spec = body.get("spec") or {}
-    return {"metadata": metadata, "spec": {"nodeName": spec.get("nodeName")},
-            "status": dict(body.get("status") or {})}
+    return {
+        "metadata": metadata,
+        "spec": {"nodeName": spec.get("nodeName")},
+        "status": dict(body.get("status") or {}),
+    }
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -67,21 +85,29 @@ def apps_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> d
 
 
 @kopf.index("pods", labels=CHILD_SELECTOR)
-def pods_index(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[AppKey, Any]:
+def pods_index(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[AppKey, Any]:
     return {(namespace or "", labels[APP_LABEL]): _trim_pod(body)}
 
 
 @kopf.index("services", labels=CHILD_SELECTOR)
-def services_index(namespace: str | None, labels: kopf.Labels, body: kopf.Body,
-                   **_: Any) -> dict[AppKey, Any]:
+def services_index(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[AppKey, Any]:
     return {(namespace or "", labels[APP_LABEL]): _trim(body)}
 
 
 @kopf.index("discovery.k8s.io", "v1", "endpointslices", labels=CHILD_SELECTOR)
-def slices_index(namespace: str | None, labels: kopf.Labels, body: kopf.Body,
-                 **_: Any) -> dict[AppKey, Any]:
-    return {(namespace or "", labels[APP_LABEL]): {
-        "endpoints": list(body.get("endpoints") or []), "ports": list(body.get("ports") or [])}}
+def slices_index(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[AppKey, Any]:
+    return {
+        (namespace or "", labels[APP_LABEL]): {
+            "endpoints": list(body.get("endpoints") or []),
+            "ports": list(body.get("ports") or []),
+        }
+    }
 
 
 def _enqueue(key: AppKey) -> None:
@@ -117,8 +143,12 @@ def _observe(key: AppKey) -> Observed:
         return tuple(index[key]) if key in index else ()
 
     apps = values("apps_index")
-    return Observed(app=apps[0] if apps else None, pods=values("pods_index"),
-                    services=values("services_index"), slices=values("slices_index"))
+    return Observed(
+        app=apps[0] if apps else None,
+        pods=values("pods_index"),
+        services=values("services_index"),
+        slices=values("slices_index"),
+    )
 
 
 async def _resync_forever(queue: WorkQueue[AppKey]) -> None:
@@ -132,8 +162,10 @@ async def _resync_forever(queue: WorkQueue[AppKey]) -> None:
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     configure(settings)
-    runtime.indexes = {name: kwargs[name] for name in
-                       ("apps_index", "pods_index", "services_index", "slices_index")}
+    runtime.indexes = {
+        name: kwargs[name]
+        for name in ("apps_index", "pods_index", "services_index", "slices_index")
+    }
     runtime.reconciler = Reconciler(ApiClient.from_env(), _observe)
     runtime.queue = WorkQueue(runtime.reconciler, workers=WORKERS)
     runtime.queue.start()

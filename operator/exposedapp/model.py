@@ -477,9 +477,7 @@ def _check_string(value: str, schema: crd.Schema, path: str) -> None:
     if len(value) < schema.get("minLength", 0):
         raise SpecError(path, "must not be empty")
     if len(value) > schema["maxLength"]:
-        raise SpecError(
-            path, f"must be at most {schema['maxLength']} characters, got {len(value)}"
-        )
+        raise SpecError(path, f"must be at most {schema['maxLength']} characters, got {len(value)}")
     pattern = schema.get("pattern")
     if pattern and not re.search(pattern, value):
         raise SpecError(path, f"must be {_PATTERNS[pattern]}, got {_show(value)}")
@@ -531,9 +529,10 @@ def _reserved_keys(what: str) -> Twin:
 def _qualified_name_problem(key: str) -> str | None:
     """Why key is not a Kubernetes qualified name (label or annotation key), or None."""
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not all(
-        re.search(crd.DNS1123_LABEL, part) for part in prefix.split(".")
-    )):
+    if prefix and (
+        len(prefix) > 253
+        or not all(re.search(crd.DNS1123_LABEL, part) for part in prefix.split("."))
+    ):
         return "has a prefix that is not a DNS subdomain"
     if not 0 < len(name) <= 63 or not re.search(crd.LABEL_VALUE, name):
         return (
@@ -576,8 +575,9 @@ def _env_value(value: Mapping[str, Any], path: str) -> None:
 
 
 def _port_name(value: str, path: str) -> None:
-    if not (re.search(crd.IANA_SVC_NAME, value) and re.search("[a-z]", value)
-            and "--" not in value):
+    if not (
+        re.search(crd.IANA_SVC_NAME, value) and re.search("[a-z]", value) and "--" not in value
+    ):
         raise SpecError(
             path,
             f"port name {_show(value)} is not an IANA service name: use at most 15 lowercase "
@@ -590,8 +590,8 @@ def _port_expose(value: Mapping[str, Any], path: str) -> None:
     for key in ("servicePort", "nodePort"):
         if not value["expose"] and key in value:
             raise SpecError(
-                f"{path}.{key}", "servicePort and nodePort need expose: true (this port is "
-                "pod-only)"
+                f"{path}.{key}",
+                "servicePort and nodePort need expose: true (this port is pod-only)",
             )
 
 
@@ -616,9 +616,7 @@ def _liveness_threshold(container: Mapping[str, Any], path: str) -> None:
         )
 
 
-def _unique(
-    items: list[Mapping[str, Any]], field: str, what: str, path: str
-) -> None:
+def _unique(items: list[Mapping[str, Any]], field: str, what: str, path: str) -> None:
     seen: dict[Any, int] = {}
     for i, item in enumerate(items):
         first = seen.setdefault(item[field], i)
@@ -696,8 +694,9 @@ def _rolling_update_zero(value: Mapping[str, Any], path: str) -> None:
 
 def _rolling_update_type(value: Mapping[str, Any], path: str) -> None:
     if value["type"] != "RollingUpdate" and "rollingUpdate" in value:
-        raise SpecError(f"{path}.rollingUpdate",
-                        "rollingUpdate is only allowed with type RollingUpdate")
+        raise SpecError(
+            f"{path}.rollingUpdate", "rollingUpdate is only allowed with type RollingUpdate"
+        )
 
 
 def _volume_names(volumes: list[Mapping[str, Any]], path: str) -> None:

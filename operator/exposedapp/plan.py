@@ -99,7 +99,8 @@ def observe_pod(pod: Mapping[str, Any]) -> ObservedPod:
     metadata = pod.get("metadata", {})
     status = pod.get("status", {}) or {}
     ready_condition: Mapping[str, Any] = next(
-        (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+        (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+    )
     ready = ready_condition.get("status") == "True"
     try:
         summary = json.loads((metadata.get("annotations") or {}).get(TEMPLATE_ANNOTATION, "{}"))
@@ -121,7 +122,9 @@ def observe_pod(pod: Mapping[str, Any]) -> ObservedPod:
     )
 
 
-def resolve_rolling(max_surge: int | str, max_unavailable: int | str, replicas: int) -> tuple[int, int]:
+def resolve_rolling(
+    max_surge: int | str, max_unavailable: int | str, replicas: int
+) -> tuple[int, int]:
     """Absolute surge and unavailability, rounded as Deployments round them."""
 
     def absolute(value: int | str, round_up: bool) -> int:
@@ -139,11 +142,16 @@ def resolve_rolling(max_surge: int | str, max_unavailable: int | str, replicas: 
 def _least_valuable_first(pods: Sequence[ObservedPod]) -> list[ObservedPod]:
     """Unscheduled, then pending, then not ready, then most recently ready, then newest."""
     epoch = datetime.datetime.min.replace(tzinfo=datetime.UTC)
-    return sorted(pods, key=lambda p: (
-        p.scheduled, p.phase != "Pending", p.ready,
-        -(p.ready_since or epoch).timestamp() if p.ready_since else 0.0,
-        -p.created.timestamp(),
-    ))
+    return sorted(
+        pods,
+        key=lambda p: (
+            p.scheduled,
+            p.phase != "Pending",
+            p.ready,
+            -(p.ready_since or epoch).timestamp() if p.ready_since else 0.0,
+            -p.created.timestamp(),
+        ),
+    )
 
 
 def describe_template_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
@@ -177,9 +185,16 @@ def _pod_actions(
     live = [p for p in pods if not p.deleting]
     for pod in live:
         if pod.finished:
-            actions.append(Action("delete_pod", pod.name, f"deleting {pod.name}: it is "
-                                  f"{pod.phase}{' (' + pod.reason + ')' if pod.reason else ''}"
-                                  " and will never serve again", uid=pod.uid))
+            actions.append(
+                Action(
+                    "delete_pod",
+                    pod.name,
+                    f"deleting {pod.name}: it is "
+                    f"{pod.phase}{' (' + pod.reason + ')' if pod.reason else ''}"
+                    " and will never serve again",
+                    uid=pod.uid,
+                )
+            )
     running = [p for p in live if not p.finished]
     current = [p for p in running if p.template_hash == desired.template_hash]
     old = [p for p in running if p.template_hash != desired.template_hash]
@@ -193,16 +208,18 @@ def _pod_actions(
                 slot += 1
             name = _pod_name(desired.app_name, desired.template_hash, slot)
             used.add(name)
-            actions.append(Action("create_pod", name, f"creating {name}: {why}",
-                                  body=desired.pod(name)))
+            actions.append(
+                Action("create_pod", name, f"creating {name}: {why}", body=desired.pod(name))
+            )
 
     def delete(victims: Sequence[ObservedPod], why: str) -> None:
-        actions.extend(Action("delete_pod", p.name, f"deleting {p.name}: {why}", uid=p.uid)
-                       for p in victims)
+        actions.extend(
+            Action("delete_pod", p.name, f"deleting {p.name}: {why}", uid=p.uid) for p in victims
+        )
 
     def replacing(pod: ObservedPod) -> str:
         change = describe_template_change(pod.template_summary, desired.template_summary)
-        return (f"template hash {pod.template_hash} != {desired.template_hash} ({change})")
+        return f"template hash {pod.template_hash} != {desired.template_hash} ({change})"
 
     terminating_old = [p for p in pods if p.deleting and p.template_hash != desired.template_hash]
     if desired.strategy == "Recreate" and (old or terminating_old):
@@ -224,11 +241,15 @@ def _pod_actions(
     room = replicas + surge - (len(current) + len(old))
     wanted_new = max(0, min(replicas - len(current), room))
     if wanted_new:
-        create(wanted_new, f"rolling update, {len(current)} of {replicas} replicas updated "
-                           f"(maxSurge {surge})")
+        create(
+            wanted_new,
+            f"rolling update, {len(current)} of {replicas} replicas updated (maxSurge {surge})",
+        )
     if len(current) > replicas:
-        delete(_least_valuable_first(current)[: len(current) - replicas],
-               f"scaling down to {replicas} replicas during a rollout")
+        delete(
+            _least_valuable_first(current)[: len(current) - replicas],
+            f"scaling down to {replicas} replicas during a rollout",
+        )
 
     def is_available(pod: ObservedPod) -> bool:
         return pod.available(now, desired.min_ready_seconds)
@@ -249,12 +270,19 @@ def _pod_actions(
         victims.append(pod)
         available_budget -= 1
     for pod in victims:
-        actions.append(Action("delete_pod", pod.name,
-                              f"deleting {pod.name}: rolling update, {replacing(pod)}",
-                              uid=pod.uid))
+        actions.append(
+            Action(
+                "delete_pod",
+                pod.name,
+                f"deleting {pod.name}: rolling update, {replacing(pod)}",
+                uid=pod.uid,
+            )
+        )
 
     if desired.min_ready_seconds:
-        waiting = [p for p in current if p.ready and not p.available(now, desired.min_ready_seconds)]
+        waiting = [
+            p for p in current if p.ready and not p.available(now, desired.min_ready_seconds)
+        ]
         if waiting:
             ready_since = min(p.ready_since for p in waiting if p.ready_since)
             requeue = max(0.1, desired.min_ready_seconds - (now - ready_since).total_seconds())
@@ -279,14 +307,19 @@ def service_differences(
         present: Mapping[str, str] = observed_meta.get(section) or {}
         for key in sorted(wanted):
             if present.get(key) != wanted[key]:
-                differences.append(
-                    f"{section[:-1]} {key}: {present.get(key)!r} -> {wanted[key]!r}")
+                differences.append(f"{section[:-1]} {key}: {present.get(key)!r} -> {wanted[key]!r}")
         for key in sorted(owned_keys.get(section, set()) - set(wanted)):
             if key in present:
                 differences.append(f"{section[:-1]} {key} no longer wanted")
     want_spec, have_spec = desired.get("spec", {}), observed.get("spec", {})
-    for key in ("type", "selector", "clusterIP", "sessionAffinity", "externalTrafficPolicy",
-                "publishNotReadyAddresses"):
+    for key in (
+        "type",
+        "selector",
+        "clusterIP",
+        "sessionAffinity",
+        "externalTrafficPolicy",
+        "publishNotReadyAddresses",
+    ):
         # The API omits false booleans, so absent means the default.
         have = have_spec.get(key, OMITTED_DEFAULTS.get(key))
         if key in want_spec and have != want_spec[key]:
@@ -322,26 +355,40 @@ def plan(
     if want is not None:
         name = want["metadata"]["name"]
         if service_conflict is not None:
-            blocked.append(f"Service {service_conflict.name} exists and is controlled by "
-                           f"{service_conflict.owner}; not touching it")
+            blocked.append(
+                f"Service {service_conflict.name} exists and is controlled by "
+                f"{service_conflict.owner}; not touching it"
+            )
         elif service is None:
             actions.append(Action("apply_service", name, f"creating Service {name}", body=want))
         else:
             want_headless = want["spec"].get("clusterIP") == "None"
             have_headless = (service.get("spec") or {}).get("clusterIP") == "None"
             if want_headless != have_headless:
-                before, after = ("headless", "with a cluster IP") if have_headless else (
-                    "with a cluster IP", "headless")
-                actions.append(Action(
-                    "recreate_service", name,
-                    f"recreating Service {name}: it is {before} and must be {after}, "
-                    "and clusterIP is immutable",
-                    body=want, uid=(service.get("metadata") or {}).get("uid")))
+                before, after = (
+                    ("headless", "with a cluster IP")
+                    if have_headless
+                    else ("with a cluster IP", "headless")
+                )
+                actions.append(
+                    Action(
+                        "recreate_service",
+                        name,
+                        f"recreating Service {name}: it is {before} and must be {after}, "
+                        "and clusterIP is immutable",
+                        body=want,
+                        uid=(service.get("metadata") or {}).get("uid"),
+                    )
+                )
             else:
                 differences = service_differences(want, service, service_owned_keys or {})
                 if differences:
-                    actions.append(Action(
-                        "apply_service", name,
-                        f"updating Service {name}: {'; '.join(differences)}", body=want))
+                    actions.append(
+                        Action(
+                            "apply_service",
+                            name,
+                            f"updating Service {name}: {'; '.join(differences)}",
+                            body=want,
+                        )
+                    )
     return Plan(tuple(actions), requeue, tuple(blocked))
-

@@ -78,8 +78,10 @@ def _utcnow() -> datetime.datetime:
 
 
 def _controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
-    return any(ref.get("controller") and ref.get("uid") == uid
-               for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+    return any(
+        ref.get("controller") and ref.get("uid") == uid
+        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+    )
 
 
 class Reconciler:
@@ -108,8 +110,11 @@ class Reconciler:
         ref = AppRef(key[0], key[1], metadata["uid"])
         generation = int(metadata.get("generation") or 0)
         pods = [observe_pod(p) for p in observed.pods if _controlled_by(p, ref.uid)]
-        services = [s for s in observed.services if _controlled_by(s, ref.uid)
-                    and s["metadata"]["name"] == ref.name]
+        services = [
+            s
+            for s in observed.services
+            if _controlled_by(s, ref.uid) and s["metadata"]["name"] == ref.name
+        ]
         service = services[0] if services else None
 
         try:
@@ -117,10 +122,10 @@ class Reconciler:
             spec = parse_spec(app.get("spec") or {})
         except SpecError as error:
             problem = Problem("InvalidSpec", str(error))
-            await self._report(ref, app, generation, None, pods, service, observed.slices,
-                               [problem], memory)
-            logger.info("Reconciled %s/%s: the spec is invalid: %s", ref.namespace, ref.name,
-                        error)
+            await self._report(
+                ref, app, generation, None, pods, service, observed.slices, [problem], memory
+            )
+            logger.info("Reconciled %s/%s: the spec is invalid: %s", ref.namespace, ref.name, error)
             return Outcome()
 
         desired = build_desired(ref, spec)
@@ -128,18 +133,22 @@ class Reconciler:
         if not memory.expectations.satisfied(live_names, time.monotonic()):
             # Our own writes have not all come back through the watch yet; their events
             # will run this again. Acting now could double a create or a delete.
-            logger.debug("Deferred %s/%s: waiting for our own writes to be observed",
-                         ref.namespace, ref.name)
+            logger.debug(
+                "Deferred %s/%s: waiting for our own writes to be observed", ref.namespace, ref.name
+            )
             return Outcome(requeue_after=max(0.1, memory.expectations.deadline - time.monotonic()))
 
         conflict: ServiceConflict | None = None
         if desired.service is not None and service is None:
-            found, conflict = await asyncio.to_thread(check_service_owner, self.client, ref,
-                                                     ref.name)
+            found, conflict = await asyncio.to_thread(
+                check_service_owner, self.client, ref, ref.name
+            )
             service = found or service
 
         the_plan = plan(
-            desired, pods, service,
+            desired,
+            pods,
+            service,
             service_owned_keys=owned_keys(service) if service else None,
             service_conflict=conflict,
             taken_names=frozenset(memory.foreign_names),
@@ -151,18 +160,30 @@ class Reconciler:
         if conflict is not None:
             problems.append(Problem("ServiceConflict", the_plan.blocked[0]))
         if result.foreign_names:
-            problems.append(Problem("PodNameTaken", "Pods not controlled by this app hold the "
-                                    f"names {', '.join(sorted(result.foreign_names))}; "
-                                    "other names are used"))
+            problems.append(
+                Problem(
+                    "PodNameTaken",
+                    "Pods not controlled by this app hold the "
+                    f"names {', '.join(sorted(result.foreign_names))}; "
+                    "other names are used",
+                )
+            )
         for reason, message in summarise_done(result.done):
             await self._event(ref, "Normal", reason, message)
         if result.service is not None:
             service = result.service
-        wrote_status = await self._report(ref, app, generation, desired, pods, service,
-                                          observed.slices, problems, memory)
+        wrote_status = await self._report(
+            ref, app, generation, desired, pods, service, observed.slices, problems, memory
+        )
         log = logger.info if (result.done or wrote_status or problems) else logger.debug
-        log("Reconciled %s/%s: %d actions, %d problems, status %s", ref.namespace, ref.name,
-            len(result.done), len(problems), "written" if wrote_status else "unchanged")
+        log(
+            "Reconciled %s/%s: %d actions, %d problems, status %s",
+            ref.namespace,
+            ref.name,
+            len(result.done),
+            len(problems),
+            "written" if wrote_status else "unchanged",
+        )
         return self._outcome(the_plan, problems, memory)
 
     def _remember(self, memory: _Memory, result: ApplyResult) -> None:
@@ -195,15 +216,25 @@ class Reconciler:
     ) -> bool:
         """Write status if it changed, and post an event per new problem; True if written."""
         current = app.get("status") or {}
-        wanted = summarise(generation=generation, desired=desired, pods=pods, service=service,
-                           slices=list(slices), problems=problems, now=self.clock())
+        wanted = summarise(
+            generation=generation,
+            desired=desired,
+            pods=pods,
+            service=service,
+            slices=list(slices),
+            problems=problems,
+            now=self.clock(),
+        )
         wanted["conditions"] = merge_conditions(
-            wanted["conditions"], current.get("conditions") or [],
-            self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"))
+            wanted["conditions"],
+            current.get("conditions") or [],
+            self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
         written = False
         if not conditions_equal(wanted, current):
-            answer = await asyncio.to_thread(self.client.patch_status, ref,
-                                             merge_patch(current, wanted))
+            answer = await asyncio.to_thread(
+                self.client.patch_status, ref, merge_patch(current, wanted)
+            )
             self.writes += 1
             if answer.code == 404:
                 return False  # deleted meanwhile

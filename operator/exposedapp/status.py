@@ -42,7 +42,8 @@ def ready_endpoints_by_port(slices: Sequence[Mapping[str, Any]]) -> dict[str, in
     counts: dict[str, int] = {}
     for endpoint_slice in slices:
         ready = sum(
-            1 for e in endpoint_slice.get("endpoints") or []
+            1
+            for e in endpoint_slice.get("endpoints") or []
             if (e.get("conditions") or {}).get("ready")
         )
         for port in endpoint_slice.get("ports") or []:
@@ -52,8 +53,13 @@ def ready_endpoints_by_port(slices: Sequence[Mapping[str, Any]]) -> dict[str, in
 
 
 def _condition(kind: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
-    return {"type": kind, "status": "True" if ok else "False", "reason": reason,
-            "message": message, "observedGeneration": generation}
+    return {
+        "type": kind,
+        "status": "True" if ok else "False",
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+    }
 
 
 def summarise(
@@ -75,8 +81,13 @@ def summarise(
             "replicas": len(live),
             "conditions": [
                 _condition("Ready", False, degraded.reason, degraded.message, generation),
-                _condition("Progressing", False, degraded.reason,
-                           "nothing changes until the spec is fixed", generation),
+                _condition(
+                    "Progressing",
+                    False,
+                    degraded.reason,
+                    "nothing changes until the spec is fixed",
+                    generation,
+                ),
                 _condition("Degraded", True, degraded.reason, degraded.message, generation),
             ],
         }
@@ -113,9 +124,13 @@ def summarise(
             service_status["loadBalancer"] = {"ingress": ingress}
         for mapping in desired.ports:
             entry: dict[str, Any] = {
-                "name": mapping.name, "protocol": mapping.protocol, "port": mapping.port,
-                "targetPort": mapping.name, "containerPort": mapping.container_port,
-                "container": mapping.container, "readyEndpoints": endpoints.get(mapping.name, 0),
+                "name": mapping.name,
+                "protocol": mapping.protocol,
+                "port": mapping.port,
+                "targetPort": mapping.name,
+                "containerPort": mapping.container_port,
+                "container": mapping.container,
+                "readyEndpoints": endpoints.get(mapping.name, 0),
             }
             node_port = (observed_ports.get(mapping.name) or {}).get("nodePort")
             if node_port:
@@ -124,13 +139,16 @@ def summarise(
         status["service"] = service_status
         status["portsText"] = ",".join(
             f"{m.port}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{m.protocol}"
-            for m, p in zip(desired.ports, service_status["ports"], strict=True))
+            for m, p in zip(desired.ports, service_status["ports"], strict=True)
+        )
 
     replicas = desired.replicas
     old = [p for p in live if p.template_hash != desired.template_hash]
     if old and desired.strategy == "RollingUpdate":
-        progressing = ("RollingUpdate",
-                       f"{len(updated)} of {replicas} replicas updated, {len(old)} old remain")
+        progressing = (
+            "RollingUpdate",
+            f"{len(updated)} of {replicas} replicas updated, {len(old)} old remain",
+        )
     elif old:
         progressing = ("Recreate", f"removing {len(old)} old Pods before creating new ones")
     elif len(live) < replicas:
@@ -138,14 +156,17 @@ def summarise(
     elif len(live) > replicas:
         progressing = ("ScalingDown", f"{len(live)} Pods exist, {replicas} wanted")
     elif len(updated_available) < replicas:
-        progressing = ("WaitingForReady",
-                       f"{len(updated_available)} of {replicas} replicas available")
+        progressing = (
+            "WaitingForReady",
+            f"{len(updated_available)} of {replicas} replicas available",
+        )
     else:
         progressing = ("Complete", f"{replicas} of {replicas} replicas updated and available")
 
     not_serving = [
         f"port {p['name']} has {p['readyEndpoints']} of {replicas} ready endpoints"
-        for p in (service_status or {}).get("ports", []) if p["readyEndpoints"] < replicas
+        for p in (service_status or {}).get("ports", [])
+        if p["readyEndpoints"] < replicas
     ]
     ready_condition: tuple[bool, str, str]
     if problems:
@@ -155,16 +176,29 @@ def summarise(
     elif progressing[0] != "Complete":
         ready_condition = (False, progressing[0], progressing[1])
     elif desired.service is not None and service is None:
-        ready_condition = (False, "ServiceMissing", f"Service {desired.app_name} does not exist yet")
+        ready_condition = (
+            False,
+            "ServiceMissing",
+            f"Service {desired.app_name} does not exist yet",
+        )
     elif not_serving:
         ready_condition = (False, "EndpointsNotReady", "; ".join(not_serving))
     else:
-        ready_condition = (True, "Serving", f"{replicas} of {replicas} replicas ready"
-                           + (f", Service {desired.app_name} serving every port"
-                              if desired.service is not None else ""))
+        ready_condition = (
+            True,
+            "Serving",
+            f"{replicas} of {replicas} replicas ready"
+            + (
+                f", Service {desired.app_name} serving every port"
+                if desired.service is not None
+                else ""
+            ),
+        )
     degraded_condition = (
-        (True, problems[0].reason, "; ".join(p.message for p in problems)) if problems
-        else (False, "AsExpected", "nothing blocks reconciliation"))
+        (True, problems[0].reason, "; ".join(p.message for p in problems))
+        if problems
+        else (False, "AsExpected", "nothing blocks reconciliation")
+    )
     status["conditions"] = [
         _condition("Ready", *ready_condition, generation),
         _condition("Progressing", progressing[0] != "Complete", *progressing, generation),
@@ -181,16 +215,25 @@ def merge_conditions(
     merged = []
     for condition in new:
         before = previous.get(condition["type"])
-        since = before.get("lastTransitionTime") if before and \
-            before.get("status") == condition["status"] else None
+        since = (
+            before.get("lastTransitionTime")
+            if before and before.get("status") == condition["status"]
+            else None
+        )
         merged.append({**condition, "lastTransitionTime": since or now})
     return merged
 
 
 def conditions_equal(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Two statuses are the same if they differ at most in lastTransitionTime."""
+
     def strip(status: Mapping[str, Any]) -> dict[str, Any]:
-        return {**status, "conditions": [
-            {k: v for k, v in c.items() if k != "lastTransitionTime"}
-            for c in status.get("conditions") or []]}
+        return {
+            **status,
+            "conditions": [
+                {k: v for k, v in c.items() if k != "lastTransitionTime"}
+                for c in status.get("conditions") or []
+            ],
+        }
+
     return strip(a) == strip(b)

@@ -130,8 +130,9 @@ class WorkQueue(Generic[K]):
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             requeue = self._backoff.delay(failures)
-            logger.exception("Reconcile of %s failed (attempt %d); retrying in %.1fs",
-                             key, failures, requeue)
+            logger.exception(
+                "Reconcile of %s failed (attempt %d); retrying in %.1fs", key, failures, requeue
+            )
         else:
             self._failures.pop(key, None)
             requeue = outcome.requeue_after

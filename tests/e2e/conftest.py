@@ -12,8 +12,8 @@ import os
 import secrets
 import signal
 import socket
-import sys
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]
         pytest.fail(f"the local control plane could not start: {error}", pytrace=False)
     try:
         yield ClusterHandle(
-            Path(state.kubeconfig), ClusterHandle.find_kubectl(Path(state.binaries["kubectl"])),
-            local=True, run_dir=run_dir, audit_log=run_dir / "audit.log",
+            Path(state.kubeconfig),
+            ClusterHandle.find_kubectl(Path(state.binaries["kubectl"])),
+            local=True,
+            run_dir=run_dir,
+            audit_log=run_dir / "audit.log",
             operator_kubeconfig=run_dir / "devcluster-operator.kubeconfig",
             operator_user="devcluster-operator",
         )
@@ -79,8 +82,9 @@ def kubectl(cluster: ClusterHandle) -> Callable[..., subprocess.CompletedProcess
 def crd(cluster: ClusterHandle) -> str:
     """Install the ExposedApp CRD from crds/ and wait until it is Established."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/exposedapps.exposedapp.dev")
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/exposedapps.exposedapp.dev"
+    )
     return "exposedapps.exposedapp.dev"
 
 
@@ -99,8 +103,6 @@ def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterato
 
 def pods_of(core: client.CoreV1Api, namespace: str, selector: str) -> list[Any]:
     return list(core.list_namespaced_pod(namespace, label_selector=selector).items)
-
-
 
 
 class OperatorProcess:
@@ -125,11 +127,24 @@ class OperatorProcess:
         self.starts += 1
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "exposedapp", "run", "--verbose", "--liveness",
-             f"http://127.0.0.1:{_free_port()}/healthz", *extra],
-            stdout=log, stderr=subprocess.STDOUT,
-            env={**self.cluster.env(), "KUBECONFIG": str(self.kubeconfig),
-                 "EXPOSEDAPP_RESYNC_SECONDS": "30", **(env or {})},
+            [
+                sys.executable,
+                "-m",
+                "exposedapp",
+                "run",
+                "--verbose",
+                "--liveness",
+                f"http://127.0.0.1:{_free_port()}/healthz",
+                *extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={
+                **self.cluster.env(),
+                "KUBECONFIG": str(self.kubeconfig),
+                "EXPOSEDAPP_RESYNC_SECONDS": "30",
+                **(env or {}),
+            },
         )
         log.close()
 
@@ -164,8 +179,11 @@ def _free_port() -> int:
 def operator_process(
     cluster: ClusterHandle, crd: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    log_dir = cluster.run_dir / "operator-logs" if cluster.run_dir else \
-        tmp_path_factory.mktemp("operator-logs")
+    log_dir = (
+        cluster.run_dir / "operator-logs"
+        if cluster.run_dir
+        else tmp_path_factory.mktemp("operator-logs")
+    )
     log_dir.mkdir(parents=True, exist_ok=True)
     process = OperatorProcess(cluster, log_dir)
     process.start()

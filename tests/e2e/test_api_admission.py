@@ -35,11 +35,13 @@ def dry_run_namespace(kubectl: Kubectl, crd: str) -> Iterator[str]:
     kubectl("delete", "namespace", name, "--wait=false")
 
 
-def _apply(kubectl: Kubectl, namespace: str, manifest: dict[str, Any], *flags: str,
-           check: bool = False) -> subprocess.CompletedProcess[str]:
+def _apply(
+    kubectl: Kubectl, namespace: str, manifest: dict[str, Any], *flags: str, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     # JSON, not YAML: kubectl's YAML 1.1 would read a value like `y` as a boolean.
-    return kubectl("apply", "-n", namespace, *flags, "-f", "-",
-                   input=json.dumps(manifest), check=check)
+    return kubectl(
+        "apply", "-n", namespace, *flags, "-f", "-", input=json.dumps(manifest), check=check
+    )
 
 
 def _get(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
@@ -66,9 +68,13 @@ def test_invalid_manifest_is_refused_naming_the_field(
 def test_unknown_fields_are_pruned_without_strict_validation(
     kubectl: Kubectl, crd: str, namespace: str
 ) -> None:
-    manifest = app("pruned", hostNetwork=True, containers=[
-        container(securityContext={"privileged": True}, ports=[port(hostPort=80)]),
-    ])
+    manifest = app(
+        "pruned",
+        hostNetwork=True,
+        containers=[
+            container(securityContext={"privileged": True}, ports=[port(hostPort=80)]),
+        ],
+    )
     _apply(kubectl, namespace, manifest, "--validate=false", check=True)
     spec = _get(kubectl, namespace, "pruned")["spec"]
     assert "hostNetwork" not in spec
@@ -95,13 +101,20 @@ def test_defaults_are_stored(kubectl: Kubectl, crd: str, namespace: str) -> None
     assert spec == {
         "replicas": 1,
         "minReadySeconds": 0,
-        "containers": [{
-            "name": "app", "image": "nginx:1.27",
-            "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP",
-                       "expose": True}],
-        }],
-        "service": {"type": "ClusterIP", "sessionAffinity": "None",
-                    "publishNotReadyAddresses": False},
+        "containers": [
+            {
+                "name": "app",
+                "image": "nginx:1.27",
+                "ports": [
+                    {"name": "http", "containerPort": 8080, "protocol": "TCP", "expose": True}
+                ],
+            }
+        ],
+        "service": {
+            "type": "ClusterIP",
+            "sessionAffinity": "None",
+            "publishNotReadyAddresses": False,
+        },
         "updateStrategy": {"type": "RollingUpdate"},
     }
 
@@ -128,10 +141,18 @@ def test_service_type_switches_every_way_including_headless(
 
 
 def test_columns(kubectl: Kubectl, crd: str, namespace: str) -> None:
-    _apply(kubectl, namespace, app("web", containers=[
-        container(ports=[port(servicePort=80)]),
-        container("metrics", "exporter:1", [port("metrics", 9090)]),
-    ]), check=True)
+    _apply(
+        kubectl,
+        namespace,
+        app(
+            "web",
+            containers=[
+                container(ports=[port(servicePort=80)]),
+                container("metrics", "exporter:1", [port("metrics", 9090)]),
+            ],
+        ),
+        check=True,
+    )
     status = {
         "readyText": "2/3",
         "portsText": "80/TCP,9090/TCP",
@@ -139,8 +160,17 @@ def test_columns(kubectl: Kubectl, crd: str, namespace: str) -> None:
         "selector": "exposedapp.dev/app=web",
         "service": {"name": "web", "type": "ClusterIP", "clusterIP": "10.96.7.7"},
     }
-    kubectl("patch", "xapp", "web", "-n", namespace, "--subresource=status", "--type=merge",
-            "-p", json.dumps({"status": status}))
+    kubectl(
+        "patch",
+        "xapp",
+        "web",
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
 
     header, row = kubectl("get", "xapp", "-n", namespace).stdout.splitlines()
     assert header.split() == ["NAME", "READY", "TYPE", "CLUSTER-IP", "PORTS", "AGE"]
@@ -148,7 +178,14 @@ def test_columns(kubectl: Kubectl, crd: str, namespace: str) -> None:
 
     header, row = kubectl("get", "xapp", "-n", namespace, "-o", "wide").stdout.splitlines()
     assert header.split() == [
-        "NAME", "READY", "TYPE", "CLUSTER-IP", "PORTS", "AGE", "SELECTOR", "IMAGES"
+        "NAME",
+        "READY",
+        "TYPE",
+        "CLUSTER-IP",
+        "PORTS",
+        "AGE",
+        "SELECTOR",
+        "IMAGES",
     ]
     assert row.split()[-2:] == ["exposedapp.dev/app=web", "nginx:1.27,exporter:1"]
 

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import OperatorProcess
 from kubernetes import client
+
+from conftest import OperatorProcess
 from kubetest import ClusterHandle, wait_for
 from kubetest.audit import AuditLog
 
@@ -23,17 +24,27 @@ GROUP, VERSION, PLURAL = "exposedapp.dev", "v1alpha1", "exposedapps"
 
 def app_manifest(name: str, replicas: int = 2, port: int = 8080, **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "ExposedApp",
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ExposedApp",
         "metadata": {"name": name},
-        "spec": {"replicas": replicas, "containers": [
-            {"name": "web", "image": "nginx:1.27",
-             "ports": [{"name": "http", "containerPort": port, "servicePort": 80}]}], **spec},
+        "spec": {
+            "replicas": replicas,
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "nginx:1.27",
+                    "ports": [{"name": "http", "containerPort": port, "servicePort": 80}],
+                }
+            ],
+            **spec,
+        },
     }
 
 
 class Apps:
-    def __init__(self, api: client.ApiClient, core: client.CoreV1Api, namespace: str,
-                 cluster: ClusterHandle) -> None:
+    def __init__(
+        self, api: client.ApiClient, core: client.CoreV1Api, namespace: str, cluster: ClusterHandle
+    ) -> None:
         self.custom = client.CustomObjectsApi(api)
         self.discovery = client.DiscoveryV1Api(api)
         self.core = core
@@ -41,23 +52,33 @@ class Apps:
         self.cluster = cluster
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, body))
+        return dict(
+            self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, body
+            )
+        )
 
     def get(self, name: str) -> dict[str, Any]:
-        return dict(self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name))
+        return dict(
+            self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+        )
 
     def patch(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name, patch))
+        return dict(
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, name, patch
+            )
+        )
 
     def delete(self, name: str) -> None:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
 
     def pods(self, name: str) -> list[Any]:
-        return list(self.core.list_namespaced_pod(
-            self.namespace, label_selector=f"exposedapp.dev/app={name}").items)
+        return list(
+            self.core.list_namespaced_pod(
+                self.namespace, label_selector=f"exposedapp.dev/app={name}"
+            ).items
+        )
 
     def live_pods(self, name: str) -> list[Any]:
         return [p for p in self.pods(name) if p.metadata.deletion_timestamp is None]
@@ -72,16 +93,20 @@ class Apps:
 
         def ready(app: dict[str, Any]) -> bool:
             status = app.get("status") or {}
-            ready_condition = next((c for c in status.get("conditions") or []
-                                    if c["type"] == "Ready"), {})
-            return (ready_condition.get("status") == "True"
-                    and status.get("observedGeneration") == app["metadata"]["generation"])
+            ready_condition = next(
+                (c for c in status.get("conditions") or [] if c["type"] == "Ready"), {}
+            )
+            return (
+                ready_condition.get("status") == "True"
+                and status.get("observedGeneration") == app["metadata"]["generation"]
+            )
 
         return wait_for(observe, ready, timeout=timeout, what=f"{name} Ready")
 
     def ready_endpoints(self, service: str) -> dict[str, int]:
         slices = self.discovery.list_namespaced_endpoint_slice(
-            self.namespace, label_selector=f"kubernetes.io/service-name={service}").items
+            self.namespace, label_selector=f"kubernetes.io/service-name={service}"
+        ).items
         counts: dict[str, int] = {}
         for s in slices:
             ready = sum(1 for e in s.endpoints or [] if e.conditions and e.conditions.ready)
@@ -91,8 +116,9 @@ class Apps:
 
 
 @pytest.fixture
-def apps(api: client.ApiClient, core: client.CoreV1Api, namespace: str,
-         cluster: ClusterHandle) -> Apps:
+def apps(
+    api: client.ApiClient, core: client.CoreV1Api, namespace: str, cluster: ClusterHandle
+) -> Apps:
     return Apps(api, core, namespace, cluster)
 
 
@@ -103,8 +129,11 @@ def assert_second_reconcile_writes_nothing(
     start = audit.mark()
     before = operator.log().count(f"Reconciled {apps.namespace}/{name}")
     apps.patch(name, {"metadata": {"annotations": {"test.example/poke": str(start)}}})
-    wait_for(lambda: operator.log().count(f"Reconciled {apps.namespace}/{name}"),
-             lambda count: count > before, what="the operator to reconcile the poked app")
+    wait_for(
+        lambda: operator.log().count(f"Reconciled {apps.namespace}/{name}"),
+        lambda count: count > before,
+        what="the operator to reconcile the poked app",
+    )
     end = audit.mark()
     assert cluster.operator_user is not None
     writes = audit.writes(start, end, cluster.operator_user)
@@ -122,21 +151,36 @@ def test_app_becomes_pods_and_a_service_with_ready_endpoints(
     assert all(p.status.pod_ip and p.status.phase == "Running" for p in pods)
     assert {p.metadata.owner_references[0].uid for p in pods} == {app["metadata"]["uid"]}
     service = apps.core.read_namespaced_service("web", apps.namespace)
-    assert service.spec.selector == {"exposedapp.dev/app": "web",
-                                     "exposedapp.dev/app-uid": app["metadata"]["uid"]}
+    assert service.spec.selector == {
+        "exposedapp.dev/app": "web",
+        "exposedapp.dev/app-uid": app["metadata"]["uid"],
+    }
     assert [(p.name, p.port, p.target_port) for p in service.spec.ports] == [("http", 80, "http")]
     assert apps.ready_endpoints("web") == {"http": 3}
     status = app["status"]
     assert status["readyReplicas"] == 3
     assert status["service"]["clusterIP"] == service.spec.cluster_ip
     assert status["service"]["dnsName"] == f"web.{apps.namespace}.svc.cluster.local"
-    assert status["service"]["ports"] == [{
-        "name": "http", "protocol": "TCP", "port": 80, "targetPort": "http",
-        "containerPort": 8080, "container": "web", "readyEndpoints": 3}]
+    assert status["service"]["ports"] == [
+        {
+            "name": "http",
+            "protocol": "TCP",
+            "port": 80,
+            "targetPort": "http",
+            "containerPort": 8080,
+            "container": "web",
+            "readyEndpoints": 3,
+        }
+    ]
     table = cluster.kubectl("get", "xapp", "web", "-n", apps.namespace).stdout
     assert table.split()[:5] == ["NAME", "READY", "TYPE", "CLUSTER-IP", "PORTS"]
     assert table.splitlines()[1].split()[:5] == [
-        "web", "3/3", "ClusterIP", service.spec.cluster_ip, "80/TCP"]
+        "web",
+        "3/3",
+        "ClusterIP",
+        service.spec.cluster_ip,
+        "80/TCP",
+    ]
     assert_second_reconcile_writes_nothing(apps, "web", operator, audit, cluster)
 
 
@@ -147,14 +191,19 @@ def test_deleted_pod_is_replaced_and_scale_follows_kubectl_scale(
     apps.wait_ready("heal")
     victim = apps.live_pods("heal")[0].metadata.name
     apps.core.delete_namespaced_pod(victim, apps.namespace)
-    wait_for(lambda: apps.live_pods("heal"),
-             lambda pods: len(pods) == 2 and victim not in {p.metadata.name for p in pods},
-             what="a replacement Pod")
+    wait_for(
+        lambda: apps.live_pods("heal"),
+        lambda pods: len(pods) == 2 and victim not in {p.metadata.name for p in pods},
+        what="a replacement Pod",
+    )
     apps.wait_ready("heal")
 
     cluster.kubectl("scale", "xapp", "heal", "--replicas=4", "-n", apps.namespace)
-    wait_for(lambda: apps.get("heal")["status"], lambda s: s.get("readyReplicas") == 4,
-             what="4 ready replicas")
+    wait_for(
+        lambda: apps.get("heal")["status"],
+        lambda s: s.get("readyReplicas") == 4,
+        what="4 ready replicas",
+    )
     cluster.kubectl("scale", "xapp", "heal", "--replicas=1", "-n", apps.namespace)
     wait_for(lambda: apps.live_pods("heal"), lambda pods: len(pods) == 1, what="1 Pod")
     apps.wait_ready("heal")
@@ -169,20 +218,37 @@ def test_hand_edited_service_is_put_back_and_others_fields_survive(
     apps.wait_ready("drift")
     before = apps.core.read_namespaced_service("drift", apps.namespace)
     node_port = before.spec.ports[0].node_port
-    cluster.kubectl("annotate", "service", "drift", "-n", apps.namespace,
-                    "cloud.example/owned-by-someone-else=yes")
-    cluster.kubectl("patch", "service", "drift", "-n", apps.namespace, "--type=merge", "-p",
-                    json.dumps({"spec": {"selector": {"exposedapp.dev/app": "oops"}}}))
+    cluster.kubectl(
+        "annotate",
+        "service",
+        "drift",
+        "-n",
+        apps.namespace,
+        "cloud.example/owned-by-someone-else=yes",
+    )
+    cluster.kubectl(
+        "patch",
+        "service",
+        "drift",
+        "-n",
+        apps.namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"selector": {"exposedapp.dev/app": "oops"}}}),
+    )
 
-    after = wait_for(lambda: apps.core.read_namespaced_service("drift", apps.namespace),
-                     lambda s: s.spec.selector.get("exposedapp.dev/app") == "drift",
-                     what="the selector put back")
+    after = wait_for(
+        lambda: apps.core.read_namespaced_service("drift", apps.namespace),
+        lambda s: s.spec.selector.get("exposedapp.dev/app") == "drift",
+        what="the selector put back",
+    )
     assert after.spec.cluster_ip == before.spec.cluster_ip
     assert after.spec.ports[0].node_port == node_port
     assert after.metadata.annotations["cloud.example/owned-by-someone-else"] == "yes"
     events = apps.core.list_namespaced_event(apps.namespace).items
-    assert any(e.reason == "AppliedService" and "selector" in (e.message or e.note or "")
-               for e in events), [e.reason for e in events]
+    assert any(
+        e.reason == "AppliedService" and "selector" in (e.message or e.note or "") for e in events
+    ), [e.reason for e in events]
     apps.wait_ready("drift")
     assert_second_reconcile_writes_nothing(apps, "drift", operator, audit, cluster)
 
@@ -203,9 +269,20 @@ def test_renumbered_port_never_leaves_the_service_without_ready_endpoints(
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        apps.patch("renum", {"spec": {"containers": [
-            {"name": "web", "image": "nginx:1.27",
-             "ports": [{"name": "http", "containerPort": 9090, "servicePort": 80}]}]}})
+        apps.patch(
+            "renum",
+            {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": "nginx:1.27",
+                            "ports": [{"name": "http", "containerPort": 9090, "servicePort": 80}],
+                        }
+                    ]
+                }
+            },
+        )
         app = apps.wait_ready("renum", timeout=90)
     finally:
         stop.set()
@@ -223,13 +300,18 @@ def test_a_foreign_service_with_our_name_is_left_untouched_and_reported(
 ) -> None:
     foreign = client.V1Service(
         metadata=client.V1ObjectMeta(name="taken", labels={"owner": "someone"}),
-        spec=client.V1ServiceSpec(selector={"owner": "someone"},
-                                  ports=[client.V1ServicePort(port=1234)]))
+        spec=client.V1ServiceSpec(
+            selector={"owner": "someone"}, ports=[client.V1ServicePort(port=1234)]
+        ),
+    )
     apps.core.create_namespaced_service(apps.namespace, foreign)
     apps.create(app_manifest("taken", replicas=1))
 
-    degraded = wait_for(lambda: apps.condition("taken", "Degraded"),
-                        lambda c: c.get("status") == "True", what="Degraded")
+    degraded = wait_for(
+        lambda: apps.condition("taken", "Degraded"),
+        lambda c: c.get("status") == "True",
+        what="Degraded",
+    )
     assert degraded["reason"] == "ServiceConflict"
     assert "Service taken exists and is controlled by no controller" in degraded["message"]
     service = apps.core.read_namespaced_service("taken", apps.namespace)
@@ -243,14 +325,17 @@ def test_foreign_pods_with_the_users_labels_are_never_counted_or_touched(
 ) -> None:
     lookalike = client.V1Pod(
         metadata=client.V1ObjectMeta(name="lookalike", labels={"team": "shop"}),
-        spec=client.V1PodSpec(containers=[client.V1Container(name="x", image="x")]))
+        spec=client.V1PodSpec(containers=[client.V1Container(name="x", image="x")]),
+    )
     apps.core.create_namespaced_pod(apps.namespace, lookalike)
     apps.create(app_manifest("shop", replicas=2, podLabels={"team": "shop"}))
     app = apps.wait_ready("shop")
     assert app["status"]["replicas"] == 2
     assert len(apps.live_pods("shop")) == 2
-    assert apps.core.read_namespaced_pod("lookalike", apps.namespace).metadata.deletion_timestamp \
+    assert (
+        apps.core.read_namespaced_pod("lookalike", apps.namespace).metadata.deletion_timestamp
         is None
+    )
     assert apps.ready_endpoints("shop") == {"http": 2}
 
 
@@ -259,8 +344,11 @@ def test_service_type_changes_both_ways_including_headless(
 ) -> None:
     apps.create(app_manifest("kind", replicas=1))
     apps.wait_ready("kind")
-    for service_type, cluster_ip_none in (("Headless", True), ("NodePort", False),
-                                          ("ClusterIP", False)):
+    for service_type, cluster_ip_none in (
+        ("Headless", True),
+        ("NodePort", False),
+        ("ClusterIP", False),
+    ):
         apps.patch("kind", {"spec": {"service": {"type": service_type}}})
         app = apps.wait_ready("kind")
         service = apps.core.read_namespaced_service("kind", apps.namespace)
@@ -277,8 +365,13 @@ def test_operator_killed_during_creation_leaves_no_duplicates(
     apps: Apps, operator: OperatorProcess
 ) -> None:
     apps.create(app_manifest("burst", replicas=5))
-    wait_for(lambda: apps.pods("burst"), lambda pods: len(pods) >= 1,
-             timeout=30, interval=0.01, what="the first Pod")
+    wait_for(
+        lambda: apps.pods("burst"),
+        lambda pods: len(pods) >= 1,
+        timeout=30,
+        interval=0.01,
+        what="the first Pod",
+    )
     operator.kill()
     operator.start()
     app = apps.wait_ready("burst")
@@ -294,9 +387,11 @@ def test_app_deleted_while_the_operator_is_down_is_garbage_collected(
     apps.wait_ready("gone")
     operator.stop()
     apps.delete("gone")
-    wait_for(lambda: (apps.pods("gone"), apps.core.list_namespaced_service(apps.namespace).items),
-             lambda seen: seen[0] == [] and seen[1] == [],
-             what="Pods and Service garbage-collected with the operator stopped")
+    wait_for(
+        lambda: (apps.pods("gone"), apps.core.list_namespaced_service(apps.namespace).items),
+        lambda seen: seen[0] == [] and seen[1] == [],
+        what="Pods and Service garbage-collected with the operator stopped",
+    )
     assert not operator.running()
 
 

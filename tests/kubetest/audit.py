@@ -54,8 +54,10 @@ class AuditLog:
                     return index + 1
             return None
 
-        return wait_for(position, lambda p: p is not None, timeout=30,
-                        what=f"audit marker {marker}") or 0
+        return (
+            wait_for(position, lambda p: p is not None, timeout=30, what=f"audit marker {marker}")
+            or 0
+        )
 
     def requests(self, start: int, end: int, user: str | None = None) -> list[Request]:
         found = []

@@ -28,8 +28,13 @@ class ClusterHandle:
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [self.kubectl_binary, *args], input=input, text=True, capture_output=True,
-            env=self.env(), timeout=timeout, check=False,
+            [self.kubectl_binary, *args],
+            input=input,
+            text=True,
+            capture_output=True,
+            env=self.env(),
+            timeout=timeout,
+            check=False,
         )
         if check and result.returncode != 0:
             raise AssertionError(

@@ -41,5 +41,6 @@ def wait_for(
             last = observation
         if time.monotonic() >= deadline:
             raise WaitTimeout(
-                f"timed out after {timeout:.0f}s waiting for {what}; last saw: {last!r}")
+                f"timed out after {timeout:.0f}s waiting for {what}; last saw: {last!r}"
+            )
         time.sleep(interval)

@@ -63,8 +63,12 @@ def test_the_crd_names_the_api() -> None:
     assert crd.crd()["metadata"]["name"] == "exposedapps.exposedapp.dev"
     assert spec["scope"] == "Namespaced"
     assert spec["names"] == {
-        "kind": "ExposedApp", "listKind": "ExposedAppList", "plural": "exposedapps",
-        "singular": "exposedapp", "shortNames": ["xapp"], "categories": ["all"],
+        "kind": "ExposedApp",
+        "listKind": "ExposedAppList",
+        "plural": "exposedapps",
+        "singular": "exposedapp",
+        "shortNames": ["xapp"],
+        "categories": ["all"],
     }
     (version,) = spec["versions"]
     assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
@@ -82,13 +86,18 @@ SHAPES = {
     # A volume's one source is kept as (source, config), not one field per kind of source.
     "Volume": (model.Volume, "spec.volumes[]", {"source", "config"}, set(crd.VOLUME_SOURCES)),
     # rollingUpdate's two fields are flattened; Recreate has fixed values for them.
-    "UpdateStrategy": (model.UpdateStrategy, "spec.updateStrategy",
-                       {"maxSurge", "maxUnavailable"}, {"rollingUpdate"}),
+    "UpdateStrategy": (
+        model.UpdateStrategy,
+        "spec.updateStrategy",
+        {"maxSurge", "maxUnavailable"},
+        {"rollingUpdate"},
+    ),
 }
 
 
-@pytest.mark.parametrize(("cls", "path", "model_only", "schema_only"), SHAPES.values(),
-                         ids=SHAPES.keys())
+@pytest.mark.parametrize(
+    ("cls", "path", "model_only", "schema_only"), SHAPES.values(), ids=SHAPES.keys()
+)
 def test_dataclass_fields_are_the_schema_properties(
     cls: type[Any], path: str, model_only: set[str], schema_only: set[str]
 ) -> None:
@@ -124,8 +133,13 @@ def test_every_cel_rule_has_a_python_twin_and_no_twin_is_idle() -> None:
 
 
 def test_schema_defaults_reach_the_model() -> None:
-    spec = model.parse_spec({"containers": [{"name": "a", "image": "i", "ports": [
-        {"name": "http", "containerPort": 8080}]}]})
+    spec = model.parse_spec(
+        {
+            "containers": [
+                {"name": "a", "image": "i", "ports": [{"name": "http", "containerPort": 8080}]}
+            ]
+        }
+    )
     port = spec.containers[0].ports[0]
     assert spec.replicas == _schema_at("spec.replicas")["default"]
     assert spec.min_ready_seconds == _schema_at("spec.minReadySeconds")["default"]
@@ -133,14 +147,21 @@ def test_schema_defaults_reach_the_model() -> None:
     assert port.expose is _schema_at("spec.containers[].ports[].expose")["default"]
     assert spec.service.type == _schema_at("spec.service.type")["default"]
     assert spec.service.session_affinity == _schema_at("spec.service.sessionAffinity")["default"]
-    assert spec.service.publish_not_ready_addresses is _schema_at(
-        "spec.service.publishNotReadyAddresses")["default"]
+    assert (
+        spec.service.publish_not_ready_addresses
+        is _schema_at("spec.service.publishNotReadyAddresses")["default"]
+    )
     assert spec.update_strategy.type == _schema_at("spec.updateStrategy.type")["default"]
 
 
 def test_defaults_the_schema_cannot_express_match_its_own() -> None:
-    spec = model.parse_spec({"containers": [{"name": "a", "image": "i", "ports": [
-        {"name": "http", "containerPort": 8080}]}]})
+    spec = model.parse_spec(
+        {
+            "containers": [
+                {"name": "a", "image": "i", "ports": [{"name": "http", "containerPort": 8080}]}
+            ]
+        }
+    )
     rolling = _schema_at("spec.updateStrategy.rollingUpdate")["properties"]
     # RollingUpdate without a rollingUpdate block: the block's own defaults.
     assert spec.update_strategy.max_surge == rolling["maxSurge"]["default"]
@@ -184,8 +205,10 @@ def test_model_patterns_all_have_a_meaning_for_people() -> None:
 
 def test_printer_columns_and_scale_paths_name_real_fields() -> None:
     (version,) = crd.crd()["spec"]["versions"]
-    columns = [(c["name"], c["jsonPath"], c.get("priority", 0))
-               for c in version["additionalPrinterColumns"]]
+    columns = [
+        (c["name"], c["jsonPath"], c.get("priority", 0))
+        for c in version["additionalPrinterColumns"]
+    ]
     assert columns == [
         ("Ready", ".status.readyText", 0),
         ("Type", ".spec.service.type", 0),
@@ -197,8 +220,12 @@ def test_printer_columns_and_scale_paths_name_real_fields() -> None:
     ]
     scale = version["subresources"]["scale"]
     paths = [c[1] for c in columns if not c[1].startswith(".metadata")]
-    for path in [*paths, scale["specReplicasPath"], scale["statusReplicasPath"],
-                 scale["labelSelectorPath"]]:
+    for path in [
+        *paths,
+        scale["specReplicasPath"],
+        scale["statusReplicasPath"],
+        scale["labelSelectorPath"],
+    ]:
         assert _schema_at(path.removeprefix(".")), path
     assert _schema_at("spec.replicas")["type"] == "integer"
     assert version["subresources"]["status"] == {}
@@ -210,7 +237,13 @@ def test_status_conditions_have_the_metav1_shape() -> None:
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]
     item = conditions["items"]
     assert set(item["properties"]) == {
-        "type", "status", "reason", "message", "lastTransitionTime", "observedGeneration"}
+        "type",
+        "status",
+        "reason",
+        "message",
+        "lastTransitionTime",
+        "observedGeneration",
+    }
     assert item["required"] == ["type", "status", "lastTransitionTime", "reason", "message"]
 
 
@@ -223,6 +256,9 @@ def test_each_sample_parses(sample: Path) -> None:
 
 def test_the_samples_are_the_five_promised() -> None:
     assert [p.name for p in SAMPLES] == [
-        "headless.yaml", "loadbalancer.yaml", "minimal.yaml", "multi-container.yaml",
+        "headless.yaml",
+        "loadbalancer.yaml",
+        "minimal.yaml",
+        "multi-container.yaml",
         "nodeport.yaml",
     ]

@@ -6,21 +6,37 @@ import json
 from typing import Any
 
 import pytest
+
 from exposedapp.desired import AppRef, build_desired
 from exposedapp.model import parse_spec
 
 APP = AppRef("shop", "web", "0b3f-uid")
-OWNER = {"apiVersion": "exposedapp.dev/v1alpha1", "kind": "ExposedApp", "name": "web",
-         "uid": "0b3f-uid", "controller": True, "blockOwnerDeletion": True}
+OWNER = {
+    "apiVersion": "exposedapp.dev/v1alpha1",
+    "kind": "ExposedApp",
+    "name": "web",
+    "uid": "0b3f-uid",
+    "controller": True,
+    "blockOwnerDeletion": True,
+}
 SPEC: dict[str, Any] = {
     "replicas": 2,
     "podLabels": {"team": "shop"},
     "containers": [
-        {"name": "app", "image": "shop:1.0", "args": ["--port=8080"],
-         "ports": [{"name": "http", "containerPort": 8080, "servicePort": 80}]},
-        {"name": "metrics", "image": "exporter:2",
-         "ports": [{"name": "metrics", "containerPort": 9090},
-                   {"name": "debug", "containerPort": 6060, "expose": False}]},
+        {
+            "name": "app",
+            "image": "shop:1.0",
+            "args": ["--port=8080"],
+            "ports": [{"name": "http", "containerPort": 8080, "servicePort": 80}],
+        },
+        {
+            "name": "metrics",
+            "image": "exporter:2",
+            "ports": [
+                {"name": "metrics", "containerPort": 9090},
+                {"name": "debug", "containerPort": 6060, "expose": False},
+            ],
+        },
     ],
     "service": {"type": "NodePort", "annotations": {"team": "shop"}},
 }
@@ -44,26 +60,43 @@ def test_pod_template_is_exact() -> None:
                 "exposedapp.dev/app-uid": "0b3f-uid",
                 "exposedapp.dev/template-hash": desired.template_hash,
             },
-            "annotations": {"exposedapp.dev/template": json.dumps({
-                "images": {"app": "shop:1.0", "metrics": "exporter:2"},
-                "ports": {"debug": "6060/TCP", "http": "8080/TCP", "metrics": "9090/TCP"},
-            }, sort_keys=True)},
+            "annotations": {
+                "exposedapp.dev/template": json.dumps(
+                    {
+                        "images": {"app": "shop:1.0", "metrics": "exporter:2"},
+                        "ports": {"debug": "6060/TCP", "http": "8080/TCP", "metrics": "9090/TCP"},
+                    },
+                    sort_keys=True,
+                )
+            },
             "ownerReferences": [OWNER],
         },
         "spec": {
             "containers": [
-                {"name": "app", "image": "shop:1.0", "args": ["--port=8080"],
-                 "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
-                 "securityContext": {"allowPrivilegeEscalation": False,
-                                     "capabilities": {"drop": ["ALL"]}}},
-                {"name": "metrics", "image": "exporter:2",
-                 "ports": [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
-                           {"name": "debug", "containerPort": 6060, "protocol": "TCP"}],
-                 "securityContext": {"allowPrivilegeEscalation": False,
-                                     "capabilities": {"drop": ["ALL"]}}},
+                {
+                    "name": "app",
+                    "image": "shop:1.0",
+                    "args": ["--port=8080"],
+                    "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                },
+                {
+                    "name": "metrics",
+                    "image": "exporter:2",
+                    "ports": [
+                        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+                        {"name": "debug", "containerPort": 6060, "protocol": "TCP"},
+                    ],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                },
             ],
-            "securityContext": {"runAsNonRoot": True,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
             "restartPolicy": "Always",
@@ -79,9 +112,12 @@ def test_service_targets_ports_by_name_and_selects_identity_only() -> None:
         "metadata": {
             "name": "web",
             "namespace": "shop",
-            "labels": {"app.kubernetes.io/name": "web", "app.kubernetes.io/instance": "web",
-                       "app.kubernetes.io/managed-by": "exposedapp-operator",
-                       "exposedapp.dev/app": "web"},
+            "labels": {
+                "app.kubernetes.io/name": "web",
+                "app.kubernetes.io/instance": "web",
+                "app.kubernetes.io/managed-by": "exposedapp-operator",
+                "exposedapp.dev/app": "web",
+            },
             "annotations": {"team": "shop"},
             "ownerReferences": [OWNER],
         },
@@ -104,22 +140,35 @@ def test_headless_service_has_no_cluster_ip_and_pinned_node_port_is_kept() -> No
     assert headless.service is not None
     assert headless.service["spec"]["type"] == "ClusterIP"
     assert headless.service["spec"]["clusterIP"] == "None"
-    pinned = {**SPEC, "containers": [{"name": "app", "image": "a", "ports": [
-        {"name": "http", "containerPort": 8080, "nodePort": 30080}]}]}
+    pinned = {
+        **SPEC,
+        "containers": [
+            {
+                "name": "app",
+                "image": "a",
+                "ports": [{"name": "http", "containerPort": 8080, "nodePort": 30080}],
+            }
+        ],
+    }
     service = build_desired(APP, parse_spec(pinned)).service
     assert service is not None
     assert service["spec"]["ports"] == [
-        {"name": "http", "protocol": "TCP", "port": 8080, "targetPort": "http",
-         "nodePort": 30080}]
+        {"name": "http", "protocol": "TCP", "port": 8080, "targetPort": "http", "nodePort": 30080}
+    ]
 
 
-@pytest.mark.parametrize(("change", "same_hash"), [
-    ({"replicas": 5}, True),  # scaling is not a template change
-    ({"service": {"type": "ClusterIP"}}, True),  # nor is the Service
-    ({"podLabels": {"team": "other"}}, False),
-    ({"containers": [{**SPEC["containers"][0], "image": "shop:1.1"}, SPEC["containers"][1]]},
-     False),
-])
+@pytest.mark.parametrize(
+    ("change", "same_hash"),
+    [
+        ({"replicas": 5}, True),  # scaling is not a template change
+        ({"service": {"type": "ClusterIP"}}, True),  # nor is the Service
+        ({"podLabels": {"team": "other"}}, False),
+        (
+            {"containers": [{**SPEC["containers"][0], "image": "shop:1.1"}, SPEC["containers"][1]]},
+            False,
+        ),
+    ],
+)
 def test_template_hash_changes_only_with_the_pod_template(
     change: dict[str, Any], same_hash: bool
 ) -> None:
@@ -135,4 +184,6 @@ def test_builders_never_mutate_and_return_fresh_copies() -> None:
     assert "x" not in desired.pod("b")["metadata"]["labels"]
     assert [m.name for m in desired.ports] == ["http", "metrics"]
     assert [(m.port, m.container_port, m.container) for m in desired.ports] == [
-        (80, 8080, "app"), (9090, 9090, "metrics")]
+        (80, 8080, "app"),
+        (9090, 9090, "metrics"),
+    ]

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+
 from exposedapp.desired import AppRef, DesiredState, build_desired
 from exposedapp.model import parse_spec
 from exposedapp.plan import (
@@ -25,18 +26,30 @@ APP = AppRef("ns", "web", "uid-1")
 
 
 def spec(replicas: int = 3, port: int = 8080, **extra: Any) -> dict[str, Any]:
-    return {"replicas": replicas, "containers": [
-        {"name": "app", "image": "app:1", "ports": [{"name": "http", "containerPort": port}]}],
-        **extra}
+    return {
+        "replicas": replicas,
+        "containers": [
+            {"name": "app", "image": "app:1", "ports": [{"name": "http", "containerPort": port}]}
+        ],
+        **extra,
+    }
 
 
 def desired_for(**kwargs: Any) -> DesiredState:
     return build_desired(APP, parse_spec(spec(**kwargs)))
 
 
-def running(desired: DesiredState, name: str, *, ready: bool = True, age: int = 600,
-            phase: str = "Running", scheduled: bool = True, deleting: bool = False,
-            template_hash: str | None = None) -> ObservedPod:
+def running(
+    desired: DesiredState,
+    name: str,
+    *,
+    ready: bool = True,
+    age: int = 600,
+    phase: str = "Running",
+    scheduled: bool = True,
+    deleting: bool = False,
+    template_hash: str | None = None,
+) -> ObservedPod:
     """A Pod as the cluster would report it after the plan's create landed."""
     body = desired.pod(name)
     if template_hash is not None:
@@ -46,14 +59,18 @@ def running(desired: DesiredState, name: str, *, ready: bool = True, age: int = 
     if deleting:
         body["metadata"]["deletionTimestamp"] = created
     body["spec"]["nodeName"] = "kwok-node-0" if scheduled else None
-    body["status"] = {"phase": phase, "conditions": [
-        {"type": "Ready", "status": "True" if ready else "False",
-         "lastTransitionTime": created}]}
+    body["status"] = {
+        "phase": phase,
+        "conditions": [
+            {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": created}
+        ],
+    }
     return observe_pod(body)
 
 
-def apply_actions(desired: DesiredState, pods: Sequence[ObservedPod],
-                  actions: Sequence[Action]) -> list[ObservedPod]:
+def apply_actions(
+    desired: DesiredState, pods: Sequence[ObservedPod], actions: Sequence[Action]
+) -> list[ObservedPod]:
     """What the world looks like once the actions landed and the Pods became ready."""
     deleted = {a.name for a in actions if a.kind == "delete_pod"}
     kept = [p for p in pods if p.name not in deleted]
@@ -77,8 +94,11 @@ def test_new_app_creates_replicas_with_deterministic_names_and_the_service() -> 
     result = plan(desired, [], None, now=NOW)
     h = desired.template_hash
     assert kinds(result.actions) == [
-        ("create_pod", f"web-{h}-0"), ("create_pod", f"web-{h}-1"), ("create_pod", f"web-{h}-2"),
-        ("apply_service", "web")]
+        ("create_pod", f"web-{h}-0"),
+        ("create_pod", f"web-{h}-1"),
+        ("create_pod", f"web-{h}-2"),
+        ("apply_service", "web"),
+    ]
     assert result.actions[0].reason == f"creating web-{h}-0: 0 of 3 replicas exist"
     assert result.actions[-1].reason == "creating Service web"
 
@@ -97,8 +117,9 @@ def test_a_stale_view_never_reuses_a_name_that_exists() -> None:
     h = desired.template_hash
     # Slot 0 is terminating: its replacement must take another name, never collide.
     pods = [running(desired, f"web-{h}-0", deleting=True), running(desired, f"web-{h}-1")]
-    result = plan(desired, pods, settled_service(desired), now=NOW,
-                  taken_names=frozenset({f"web-{h}-2"}))
+    result = plan(
+        desired, pods, settled_service(desired), now=NOW, taken_names=frozenset({f"web-{h}-2"})
+    )
     assert kinds(result.actions) == [("create_pod", f"web-{h}-3")]
 
 
@@ -123,7 +144,10 @@ def test_scale_down_removes_least_valuable_first() -> None:
     ]
     result = plan(desired, pods, settled_service(desired), now=NOW)
     assert kinds(result.actions) == [
-        ("delete_pod", f"web-{h}-2"), ("delete_pod", f"web-{h}-1"), ("delete_pod", f"web-{h}-3")]
+        ("delete_pod", f"web-{h}-2"),
+        ("delete_pod", f"web-{h}-1"),
+        ("delete_pod", f"web-{h}-3"),
+    ]
     assert result.actions[0].reason.endswith("scaling down to 1 replicas (4 exist)")
 
 
@@ -140,8 +164,13 @@ def test_rolling_update_surges_then_removes_old_within_max_unavailable() -> None
     assert len(deletes) == 1
     assert "port http 8080/TCP -> 8081/TCP" in deletes[0].reason
     assert [a for a in result.actions if a.kind == "apply_service"] == [
-        Action("apply_service", "web",
-               "updating Service web: port http port: 8080 -> 8081", new.service)]
+        Action(
+            "apply_service",
+            "web",
+            "updating Service web: port http port: 8080 -> 8081",
+            new.service,
+        )
+    ]
 
 
 def test_rolling_update_converges_and_never_drops_below_min_available() -> None:
@@ -152,8 +181,11 @@ def test_rolling_update_converges_and_never_drops_below_min_available() -> None:
         result = plan(new, pods, settled_service(new), now=NOW)
         if result.empty:
             break
-        survivors = [p for p in pods
-                     if p.name not in {a.name for a in result.actions if a.kind == "delete_pod"}]
+        survivors = [
+            p
+            for p in pods
+            if p.name not in {a.name for a in result.actions if a.kind == "delete_pod"}
+        ]
         assert sum(p.ready for p in survivors) >= 3 - 0  # 25% of 3 rounds down to 0
         pods = apply_actions(new, pods, result.actions)
     assert result.empty
@@ -163,8 +195,10 @@ def test_rolling_update_converges_and_never_drops_below_min_available() -> None:
 def test_rolling_update_waits_for_min_ready_seconds() -> None:
     old = desired_for(replicas=1, port=8080)
     new = desired_for(replicas=1, port=8081, minReadySeconds=30)
-    pods = [running(old, f"web-{old.template_hash}-0"),
-            running(new, f"web-{new.template_hash}-0", age=10)]
+    pods = [
+        running(old, f"web-{old.template_hash}-0"),
+        running(new, f"web-{new.template_hash}-0", age=10),
+    ]
     result = plan(new, pods, settled_service(new), now=NOW)
     assert result.empty
     assert result.requeue_after == pytest.approx(20)
@@ -179,7 +213,9 @@ def test_recreate_deletes_all_old_before_creating() -> None:
     terminating = [running(old, p.name, deleting=True) for p in pods]
     assert plan(new, terminating, settled_service(new), now=NOW).empty
     assert [a.kind for a in plan(new, [], settled_service(new), now=NOW).actions] == [
-        "create_pod", "create_pod"]
+        "create_pod",
+        "create_pod",
+    ]
 
 
 def test_hand_edited_selector_is_put_back_and_others_fields_are_ignored() -> None:
@@ -191,7 +227,8 @@ def test_hand_edited_selector_is_put_back_and_others_fields_are_ignored() -> Non
     assert kinds(result.actions) == [("apply_service", "web")]
     assert result.actions[0].reason == (
         "updating Service web: selector: {'app': 'something-else'} -> "
-        "{'exposedapp.dev/app': 'web', 'exposedapp.dev/app-uid': 'uid-1'}")
+        "{'exposedapp.dev/app': 'web', 'exposedapp.dev/app-uid': 'uid-1'}"
+    )
 
 
 def test_annotation_dropped_from_spec_is_removed_only_if_we_applied_it() -> None:
@@ -200,7 +237,8 @@ def test_annotation_dropped_from_spec_is_removed_only_if_we_applied_it() -> None
     service["metadata"]["annotations"]["old"] = "x"
     assert service_differences(desired.service or {}, service, {}) == []
     assert service_differences(desired.service or {}, service, {"annotations": {"old"}}) == [
-        "annotation old no longer wanted"]
+        "annotation old no longer wanted"
+    ]
 
 
 def test_switching_to_headless_recreates_the_service() -> None:
@@ -215,19 +253,24 @@ def test_switching_to_headless_recreates_the_service() -> None:
 
 def test_a_foreign_service_is_never_touched() -> None:
     desired = desired_for(replicas=0)
-    result = plan(desired, [], None, service_conflict=ServiceConflict("web", "Deployment web"),
-                  now=NOW)
+    result = plan(
+        desired, [], None, service_conflict=ServiceConflict("web", "Deployment web"), now=NOW
+    )
     assert result.empty
     assert result.blocked == (
-        "Service web exists and is controlled by Deployment web; not touching it",)
+        "Service web exists and is controlled by Deployment web; not touching it",
+    )
 
 
-@pytest.mark.parametrize(("surge", "unavailable", "replicas", "expected"), [
-    ("25%", "25%", 4, (1, 1)),
-    ("25%", "25%", 1, (1, 0)),
-    (0, 0, 3, (0, 1)),
-    (2, "50%", 5, (2, 2)),
-])
+@pytest.mark.parametrize(
+    ("surge", "unavailable", "replicas", "expected"),
+    [
+        ("25%", "25%", 4, (1, 1)),
+        ("25%", "25%", 1, (1, 0)),
+        (0, 0, 3, (0, 1)),
+        (2, "50%", 5, (2, 2)),
+    ],
+)
 def test_resolve_rolling_rounds_like_deployments(
     surge: int | str, unavailable: int | str, replicas: int, expected: tuple[int, int]
 ) -> None:

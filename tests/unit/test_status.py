@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from exposedapp.apply import merge_patch, owned_keys
@@ -12,17 +11,35 @@ from exposedapp.status import Problem, conditions_equal, merge_conditions, summa
 from test_plan import NOW, running
 
 APP = AppRef("shop", "web", "uid-1")
-DESIRED = build_desired(APP, parse_spec({"replicas": 2, "service": {"type": "NodePort"},
-                                         "containers": [{"name": "app", "image": "app:1", "ports": [
-                                             {"name": "http", "containerPort": 8080,
-                                              "servicePort": 80}]}]}))
-SERVICE = {"metadata": {"name": "web"}, "spec": {"clusterIP": "10.96.0.7", "ports": [
-    {"name": "http", "port": 80, "targetPort": "http", "nodePort": 31234}]}}
+DESIRED = build_desired(
+    APP,
+    parse_spec(
+        {
+            "replicas": 2,
+            "service": {"type": "NodePort"},
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "app:1",
+                    "ports": [{"name": "http", "containerPort": 8080, "servicePort": 80}],
+                }
+            ],
+        }
+    ),
+)
+SERVICE = {
+    "metadata": {"name": "web"},
+    "spec": {
+        "clusterIP": "10.96.0.7",
+        "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": 31234}],
+    },
+}
 
 
 def slices(ready: int, not_ready: int = 0) -> list[dict[str, Any]]:
-    endpoints = [{"conditions": {"ready": True}}] * ready + \
-        [{"conditions": {"ready": False}}] * not_ready
+    endpoints = [{"conditions": {"ready": True}}] * ready + [
+        {"conditions": {"ready": False}}
+    ] * not_ready
     return [{"endpoints": endpoints, "ports": [{"name": "http", "port": 8080}]}]
 
 
@@ -33,18 +50,43 @@ def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
 def test_serving_app_is_ready_with_resolved_ports() -> None:
     h = DESIRED.template_hash
     pods = [running(DESIRED, f"web-{h}-{i}") for i in range(2)]
-    status = summarise(generation=3, desired=DESIRED, pods=pods, service=SERVICE,
-                       slices=slices(2), problems=[], now=NOW)
+    status = summarise(
+        generation=3,
+        desired=DESIRED,
+        pods=pods,
+        service=SERVICE,
+        slices=slices(2),
+        problems=[],
+        now=NOW,
+    )
     assert {k: v for k, v in status.items() if k != "conditions"} == {
-        "observedGeneration": 3, "replicas": 2, "readyReplicas": 2, "availableReplicas": 2,
+        "observedGeneration": 3,
+        "replicas": 2,
+        "readyReplicas": 2,
+        "availableReplicas": 2,
         "updatedReplicas": 2,
         "selector": "exposedapp.dev/app=web,exposedapp.dev/app-uid=uid-1",
-        "readyText": "2/2", "imagesText": "app:1", "portsText": "80:31234/TCP",
-        "service": {"name": "web", "type": "NodePort", "clusterIP": "10.96.0.7",
-                    "dnsName": "web.shop.svc.cluster.local",
-                    "ports": [{"name": "http", "protocol": "TCP", "port": 80,
-                               "targetPort": "http", "containerPort": 8080, "container": "app",
-                               "readyEndpoints": 2, "nodePort": 31234}]},
+        "readyText": "2/2",
+        "imagesText": "app:1",
+        "portsText": "80:31234/TCP",
+        "service": {
+            "name": "web",
+            "type": "NodePort",
+            "clusterIP": "10.96.0.7",
+            "dnsName": "web.shop.svc.cluster.local",
+            "ports": [
+                {
+                    "name": "http",
+                    "protocol": "TCP",
+                    "port": 80,
+                    "targetPort": "http",
+                    "containerPort": 8080,
+                    "container": "app",
+                    "readyEndpoints": 2,
+                    "nodePort": 31234,
+                }
+            ],
+        },
     }
     assert conditions(status) == {
         "Ready": ("True", "Serving", "2 of 2 replicas ready, Service web serving every port"),
@@ -56,58 +98,112 @@ def test_serving_app_is_ready_with_resolved_ports() -> None:
 def test_missing_endpoints_and_scaling_say_what_is_missing() -> None:
     h = DESIRED.template_hash
     one = [running(DESIRED, f"web-{h}-0")]
-    status = summarise(generation=1, desired=DESIRED, pods=one, service=SERVICE,
-                       slices=slices(1), problems=[], now=NOW)
+    status = summarise(
+        generation=1,
+        desired=DESIRED,
+        pods=one,
+        service=SERVICE,
+        slices=slices(1),
+        problems=[],
+        now=NOW,
+    )
     assert conditions(status)["Ready"] == ("False", "ScalingUp", "1 of 2 replicas exist")
     both = [*one, running(DESIRED, f"web-{h}-1")]
-    status = summarise(generation=1, desired=DESIRED, pods=both, service=SERVICE,
-                       slices=slices(1, 1), problems=[], now=NOW)
+    status = summarise(
+        generation=1,
+        desired=DESIRED,
+        pods=both,
+        service=SERVICE,
+        slices=slices(1, 1),
+        problems=[],
+        now=NOW,
+    )
     assert conditions(status)["Ready"] == (
-        "False", "EndpointsNotReady", "port http has 1 of 2 ready endpoints")
+        "False",
+        "EndpointsNotReady",
+        "port http has 1 of 2 ready endpoints",
+    )
 
 
 def test_problems_make_it_degraded_and_not_ready() -> None:
     problem = Problem("QuotaExceeded", 'creating Pod web-1: exceeded quota: "pods"')
-    status = summarise(generation=1, desired=DESIRED, pods=[], service=SERVICE, slices=[],
-                       problems=[problem], now=NOW)
+    status = summarise(
+        generation=1,
+        desired=DESIRED,
+        pods=[],
+        service=SERVICE,
+        slices=[],
+        problems=[problem],
+        now=NOW,
+    )
     assert conditions(status)["Degraded"] == ("True", "QuotaExceeded", problem.message)
     assert conditions(status)["Ready"] == ("False", "QuotaExceeded", problem.message)
 
 
 def test_invalid_spec_reports_the_field() -> None:
     problem = Problem("InvalidSpec", "spec.replicas: must be at most 100")
-    status = summarise(generation=4, desired=None, pods=[], service=None, slices=[],
-                       problems=[problem], now=NOW)
+    status = summarise(
+        generation=4, desired=None, pods=[], service=None, slices=[], problems=[problem], now=NOW
+    )
     assert status["observedGeneration"] == 4
-    assert conditions(status)["Degraded"] == ("True", "InvalidSpec",
-                                              "spec.replicas: must be at most 100")
+    assert conditions(status)["Degraded"] == (
+        "True",
+        "InvalidSpec",
+        "spec.replicas: must be at most 100",
+    )
 
 
 def test_transition_times_are_kept_while_status_is_unchanged() -> None:
-    old = [{"type": "Ready", "status": "True", "reason": "Serving", "message": "a",
-            "lastTransitionTime": "2026-01-01T00:00:00Z"}]
-    new = [{"type": "Ready", "status": "True", "reason": "Serving", "message": "b"},
-           {"type": "Degraded", "status": "False", "reason": "AsExpected", "message": "c"}]
+    old = [
+        {
+            "type": "Ready",
+            "status": "True",
+            "reason": "Serving",
+            "message": "a",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+    ]
+    new = [
+        {"type": "Ready", "status": "True", "reason": "Serving", "message": "b"},
+        {"type": "Degraded", "status": "False", "reason": "AsExpected", "message": "c"},
+    ]
     merged = merge_conditions(new, old, "2026-11-25T12:00:00Z")
     assert [c["lastTransitionTime"] for c in merged] == [
-        "2026-01-01T00:00:00Z", "2026-11-25T12:00:00Z"]
-    assert conditions_equal({"conditions": merged}, {"conditions": [
-        {**c, "lastTransitionTime": "x"} for c in merged]})
+        "2026-01-01T00:00:00Z",
+        "2026-11-25T12:00:00Z",
+    ]
+    assert conditions_equal(
+        {"conditions": merged}, {"conditions": [{**c, "lastTransitionTime": "x"} for c in merged]}
+    )
 
 
 def test_merge_patch_sets_changes_and_nulls_removed_keys() -> None:
     old = {"replicas": 1, "service": {"name": "web", "clusterIP": "1.2.3.4"}, "gone": True}
     new = {"replicas": 2, "service": {"name": "web"}}
-    assert merge_patch(old, new) == {"gone": None, "replicas": 2,
-                                     "service": {"clusterIP": None}}
+    assert merge_patch(old, new) == {"gone": None, "replicas": 2, "service": {"clusterIP": None}}
     assert merge_patch(new, new) == {}
 
 
 def test_owned_keys_come_from_our_apply_entry_only() -> None:
-    service = {"metadata": {"managedFields": [
-        {"manager": "exposedapp-operator", "operation": "Apply", "fieldsV1": {"f:metadata": {
-            "f:labels": {"f:a": {}, ".": {}}, "f:annotations": {"f:b": {}}}}},
-        {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:metadata": {
-            "f:annotations": {"f:c": {}}}}},
-    ]}}
+    service = {
+        "metadata": {
+            "managedFields": [
+                {
+                    "manager": "exposedapp-operator",
+                    "operation": "Apply",
+                    "fieldsV1": {
+                        "f:metadata": {
+                            "f:labels": {"f:a": {}, ".": {}},
+                            "f:annotations": {"f:b": {}},
+                        }
+                    },
+                },
+                {
+                    "manager": "kubectl-edit",
+                    "operation": "Update",
+                    "fieldsV1": {"f:metadata": {"f:annotations": {"f:c": {}}}},
+                },
+            ]
+        }
+    }
     assert owned_keys(service) == {"labels": {"a"}, "annotations": {"b"}}

@@ -83,8 +83,9 @@ def test_failures_are_retried_with_backoff_and_success_resets_it() -> None:
         return Outcome()
 
     async def scenario() -> None:
-        queue: WorkQueue[str] = WorkQueue(reconcile, workers=1,
-                                          backoff=Backoff(initial=0.01, maximum=0.02))
+        queue: WorkQueue[str] = WorkQueue(
+            reconcile, workers=1, backoff=Backoff(initial=0.01, maximum=0.02)
+        )
         queue.start()
         queue.enqueue("a")
         while attempts < 3 or queue.busy:
