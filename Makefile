@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_DIR ?= .run
 export DEVCLUSTER_RUN_DIR ?= $(abspath $(RUN_DIR)/devcluster)
 
-.PHONY: help venv lint unit e2e test demo cluster-build cluster-up cluster-down cluster-status clean
+.PHONY: help venv lint unit e2e test demo crd cluster-build cluster-up cluster-down cluster-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,3 +52,6 @@ cluster-down: venv  ## stop the local control plane
 
 clean:  ## remove the venv and run directories (the binary cache stays)
 	rm -rf $(VENV) $(RUN_DIR) .mypy_cache .ruff_cache .pytest_cache
+
+crd: venv  ## regenerate crds/ from operator/exposedapp/crd.py (a unit test fails if it is stale)
+	$(BIN)/python -m exposedapp.crd > crds/exposedapp.dev_exposedapps.yaml
