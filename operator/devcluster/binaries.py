@@ -37,6 +37,7 @@ __all__ = [
     "Component",
     "cache_root",
     "ensure_binaries",
+    "ensure_tool",
     "kwok_stages_dir",
 ]
 
@@ -81,6 +82,9 @@ KUBERNETES = Component(
 ETCD = Component("etcd", "go.etcd.io/etcd/server/v3", ETCD_VERSION, ("etcd",))
 KWOK = Component("kwok", "sigs.k8s.io/kwok", KWOK_VERSION, ("kwok",))
 COMPONENTS = (ETCD, KUBERNETES, KWOK)
+# Not part of the control plane: built on demand for the install tests (`helm template`).
+HELM = Component("helm", "helm.sh/helm/v4", "v4.3.1", ("helm",))
+TOOLS = {"helm": HELM}
 BINARIES = tuple(binary for component in COMPONENTS for binary in component.binaries)
 
 Progress = Callable[[str], None]
@@ -231,6 +235,7 @@ def _build_component(component: Component, progress: Progress, missing: Iterable
             "kubectl": "k8s.io/kubernetes/cmd/kubectl",
             "etcd": "go.etcd.io/etcd/server/v3",
             "kwok": "sigs.k8s.io/kwok/cmd/kwok",
+            "helm": "helm.sh/helm/v4/cmd/helm",
         }[binary]
         started = time.monotonic()
         progress(
@@ -316,6 +321,19 @@ def ensure_binaries(progress: Progress = _default_progress) -> dict[str, Path]:
         for component in COMPONENTS
         for binary in component.binaries
     }
+
+
+def ensure_tool(name: str, progress: Progress = _default_progress) -> Path:
+    """A development tool that is not part of the control plane (e.g. helm)."""
+    component = TOOLS[name]
+    if _missing(component):
+        with _build_lock(progress):
+            if _missing(component):
+                progress(
+                    f"{component.name} {component.version}: building into {component.cache_dir}"
+                )
+                _build_component(component, progress, _missing(component))
+    return _override(name) or component.cache_dir / name
 
 
 def _build_missing(progress: Progress) -> None:

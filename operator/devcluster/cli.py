@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from .binaries import BuildError, ensure_binaries, kwok_stages_dir
+from .binaries import BuildError, ensure_binaries, ensure_tool, kwok_stages_dir
 from .cluster import ClusterError, default_run_dir, down, read_state, status, up
 
 __all__ = ["main"]
@@ -33,7 +33,14 @@ def main(argv: list[str] | None = None) -> int:
         "(default $DEVCLUSTER_RUN_DIR or ./.run/devcluster)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("build", help="build or find the binaries")
+    build = commands.add_parser("build", help="build or find the binaries")
+    build.add_argument(
+        "--tool",
+        action="append",
+        default=[],
+        choices=["helm"],
+        help="also build this development tool",
+    )
     start = commands.add_parser("up", help="start the control plane (detached)")
     start.add_argument("--nodes", type=int, default=3, help="fake kwok nodes (default 3)")
     commands.add_parser("status", help="print the state as JSON")
@@ -46,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             binaries = ensure_binaries()
             kwok_stages_dir()
+            for tool in args.tool:
+                binaries[tool] = ensure_tool(tool)
             for name, path in binaries.items():
                 print(f"{name}: {path}")
             print(f"ready in {time.monotonic() - started:.1f}s", file=sys.stderr)

@@ -57,9 +57,9 @@ class _Expectations:
     deletes: set[str] = field(default_factory=set)
     deadline: float = 0.0
 
-    def satisfied(self, live_names: set[str], now: float) -> bool:
-        self.creates -= live_names & self.creates  # seen: fulfilled
-        self.deletes &= live_names  # gone: fulfilled
+    def satisfied(self, seen: set[str], not_deleting: set[str], now: float) -> bool:
+        self.creates -= seen  # the watch delivered the new Pod
+        self.deletes &= not_deleting  # the watch shows it terminating, or gone
         return (not self.creates and not self.deletes) or now > self.deadline
 
 
@@ -129,8 +129,9 @@ class Reconciler:
             return Outcome()
 
         desired = build_desired(ref, spec)
-        live_names = {p.name for p in pods}
-        if not memory.expectations.satisfied(live_names, time.monotonic()):
+        seen = {p.name for p in pods}
+        not_deleting = {p.name for p in pods if not p.deleting}
+        if not memory.expectations.satisfied(seen, not_deleting, time.monotonic()):
             # Our own writes have not all come back through the watch yet; their events
             # will run this again. Acting now could double a create or a delete.
             logger.debug(

@@ -125,19 +125,30 @@ def apps(
 def assert_second_reconcile_writes_nothing(
     apps: Apps, name: str, operator: OperatorProcess, audit: AuditLog, cluster: ClusterHandle
 ) -> None:
-    """Poke the app, wait for the operator to reconcile it, and count its writes."""
-    start = audit.mark()
-    before = operator.log().count(f"Reconciled {apps.namespace}/{name}")
-    apps.patch(name, {"metadata": {"annotations": {"test.example/poke": str(start)}}})
-    wait_for(
-        lambda: operator.log().count(f"Reconciled {apps.namespace}/{name}"),
-        lambda count: count > before,
-        what="the operator to reconcile the poked app",
-    )
-    end = audit.mark()
+    """Poke the app, wait for the operator to reconcile it, and count its writes.
+
+    The world may still be settling when a scenario ends (the EndpointSlice controller
+    catching up, a Pod turning ready), and the operator rightly writes status for that.
+    So the poke is repeated a few times; a reconcile that finds nothing to do must write
+    nothing, and an operator that writes on every reconcile fails every round.
+    """
     assert cluster.operator_user is not None
-    writes = audit.writes(start, end, cluster.operator_user)
-    assert writes == [], "\n".join(map(str, writes))
+    rounds: list[list[str]] = []
+    for _ in range(5):
+        start = audit.mark()
+        before = operator.log().count(f"Reconciled {apps.namespace}/{name}")
+        apps.patch(name, {"metadata": {"annotations": {"test.example/poke": str(start)}}})
+        wait_for(
+            lambda: operator.log().count(f"Reconciled {apps.namespace}/{name}"),
+            lambda count, before=before: count > before,
+            what="the operator to reconcile the poked app",
+        )
+        end = audit.mark()
+        writes = audit.writes(start, end, cluster.operator_user)
+        if not writes:
+            return
+        rounds.append([str(w) for w in writes])
+    pytest.fail(f"every reconcile wrote something: {rounds}")
 
 
 def test_app_becomes_pods_and_a_service_with_ready_endpoints(
@@ -402,3 +413,106 @@ def _operator_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     process = request.node.funcargs.get("operator")
     if report is not None and report.failed and isinstance(process, OperatorProcess):
         print("---- operator log (tail) ----\n" + "\n".join(process.log().splitlines()[-60:]))
+
+
+def test_deleted_service_is_put_back_with_an_event(
+    apps: Apps, operator: OperatorProcess, audit: AuditLog, cluster: ClusterHandle
+) -> None:
+    apps.create(app_manifest("svc", replicas=1))
+    apps.wait_ready("svc")
+    first = apps.core.read_namespaced_service("svc", apps.namespace)
+    apps.core.delete_namespaced_service("svc", apps.namespace)
+    again = wait_for(
+        lambda: apps.core.read_namespaced_service("svc", apps.namespace),
+        lambda s: s.metadata.uid != first.metadata.uid,
+        what="the Service recreated",
+    )
+    assert again.spec.selector == first.spec.selector
+    apps.wait_ready("svc")
+    assert_second_reconcile_writes_nothing(apps, "svc", operator, audit, cluster)
+
+
+def test_quota_refusal_is_degraded_with_backoff_then_recovers(
+    apps: Apps, operator: OperatorProcess, audit: AuditLog, cluster: ClusterHandle
+) -> None:
+    quota = client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name="two-pods"),
+        spec=client.V1ResourceQuotaSpec(hard={"pods": "2"}),
+    )
+    apps.core.create_namespaced_resource_quota(apps.namespace, quota)
+    wait_for(
+        lambda: apps.core.read_namespaced_resource_quota("two-pods", apps.namespace).status.hard,
+        what="the quota to be counted",
+    )
+    start = audit.mark()
+    apps.create(app_manifest("quota", replicas=4))
+    degraded = wait_for(
+        lambda: apps.condition("quota", "Degraded"),
+        lambda c: c.get("reason") == "QuotaExceeded",
+        what="Degraded QuotaExceeded",
+    )
+    assert "exceeded quota: two-pods" in degraded["message"]
+    wait_for(
+        lambda: [e.reason for e in apps.core.list_namespaced_event(apps.namespace).items],
+        lambda reasons: "QuotaExceeded" in reasons,
+        what="a QuotaExceeded event",
+    )
+    assert len(apps.live_pods("quota")) == 2
+    # Blocked for a while: the retries back off instead of hammering the API.
+    wait_for(
+        lambda: operator.log().count("Reconciled " + apps.namespace + "/quota"),
+        lambda count: count >= 4,
+        timeout=60,
+        what="a few retries while blocked",
+    )
+    end = audit.mark()
+    assert cluster.operator_user is not None
+    creates = [
+        r
+        for r in audit.writes(start, end, cluster.operator_user)
+        if r.verb == "create" and r.resource == "pods"
+    ]
+    refused = [r for r in creates if r.code == 403]
+    assert len(creates) - len(refused) == 2
+    assert 1 <= len(refused) <= 12, "\n".join(map(str, creates))
+
+    apps.core.delete_namespaced_resource_quota("two-pods", apps.namespace)
+    app = apps.wait_ready("quota", timeout=90)
+    assert app["status"]["readyReplicas"] == 4
+    assert apps.condition("quota", "Degraded")["status"] == "False"
+
+
+def test_recreate_strategy_replaces_all_pods_without_overlap(
+    apps: Apps, operator: OperatorProcess
+) -> None:
+    apps.create(app_manifest("re", replicas=2, updateStrategy={"type": "Recreate"}))
+    apps.wait_ready("re")
+    old = {p.metadata.name for p in apps.live_pods("re")}
+    images_seen_together: list[set[str]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            # Terminating Pods count: Recreate means none of the old may still exist.
+            images_seen_together.append({p.spec.containers[0].image for p in apps.pods("re")})
+            stop.wait(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        container = {
+            "name": "web",
+            "image": "nginx:1.28",
+            "ports": [{"name": "http", "containerPort": 8080, "servicePort": 80}],
+        }
+        apps.patch("re", {"spec": {"containers": [container]}})
+        app = apps.wait_ready("re", timeout=90)
+    finally:
+        stop.set()
+        sampler.join()
+    new = {p.metadata.name for p in apps.live_pods("re")}
+    assert old.isdisjoint(new)
+    assert app["status"]["updatedReplicas"] == 2
+    assert {"nginx:1.27", "nginx:1.28"} not in images_seen_together
+    assert {"nginx:1.27"} in images_seen_together
+    assert images_seen_together[-1] == {"nginx:1.28"}
