@@ -335,24 +335,44 @@ async def execute(client: ApiClient, app: AppRef, plan: Plan, parallel: int = 16
     return result
 
 
+_PAST = {
+    "creating": "Created",
+    "deleting": "Deleted",
+    "updating": "Updated",
+    "recreating": "Recreated",
+}
+
+
+def _past(reason: str) -> str:
+    verb, _, rest = reason.partition(" ")
+    return f"{_PAST.get(verb, verb.capitalize())} {rest}"
+
+
 def summarise_done(done: Sequence[Action]) -> list[tuple[str, str]]:
-    """One event per kind of action: (reason, message)."""
-    events: list[tuple[str, str]] = []
-    groups: dict[str, list[Action]] = {}
-    for action in done:
-        groups.setdefault(action.kind, []).append(action)
+    """One event per kind of action, in the past tense: (reason, message).
+
+    Pods created or deleted for the same reason share one event that names them all.
+    """
     titles = {
         "create_pod": "CreatedPods",
         "delete_pod": "DeletedPods",
         "apply_service": "AppliedService",
         "recreate_service": "RecreatedService",
     }
+    events: list[tuple[str, str]] = []
+    groups: dict[str, list[Action]] = {}
+    for action in done:
+        groups.setdefault(action.kind, []).append(action)
     for kind, actions in groups.items():
-        if len(actions) == 1:
-            message = actions[0].reason
+        if kind in ("create_pod", "delete_pod") and len(actions) > 1:
+            verb = "Created" if kind == "create_pod" else "Deleted"
+            names = sorted(a.name for a in actions)
+            shown = ", ".join(names[:10]) + (
+                f" and {len(names) - 10} more" if len(names) > 10 else ""
+            )
+            why = actions[0].reason.partition(": ")[2]
+            message = f"{verb} {len(actions)} Pods ({shown}): {why}"
         else:
-            message = f"{len(actions)} times: " + "; ".join(a.reason for a in actions[:5])
-            if len(actions) > 5:
-                message += f"; and {len(actions) - 5} more"
-        events.append((titles[kind], message[:1].upper() + message[1:]))
+            message = "; ".join(_past(a.reason) for a in actions)
+        events.append((titles[kind], message))
     return events

@@ -71,6 +71,19 @@ class _Memory:
     problem_events: tuple[str, ...] = ()
     problem_runs: int = 0
     foreign_names: set[str] = field(default_factory=set)
+    # The Service as we last wrote it, and the resourceVersion we saw before writing: until
+    # the watch delivers our write, the index still shows that older version.
+    service_written: Mapping[str, Any] | None = None
+    service_seen_before: str | None = None
+
+    def fresher_service(self, observed: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        if self.service_written is None:
+            return observed
+        version = ((observed or {}).get("metadata") or {}).get("resourceVersion")
+        if version == self.service_seen_before:
+            return self.service_written  # our write has not come back through the watch yet
+        self.service_written = None  # delivered, or overtaken by someone else's change
+        return observed
 
 
 def _utcnow() -> datetime.datetime:
@@ -139,6 +152,7 @@ class Reconciler:
             )
             return Outcome(requeue_after=max(0.1, memory.expectations.deadline - time.monotonic()))
 
+        service = memory.fresher_service(service)
         conflict: ServiceConflict | None = None
         if desired.service is not None and service is None:
             found, conflict = await asyncio.to_thread(
@@ -156,6 +170,11 @@ class Reconciler:
             now=self.clock(),
         )
         result = await execute(self.client, ref, the_plan) if not the_plan.empty else ApplyResult()
+        if result.service is not None:
+            memory.service_seen_before = ((service or {}).get("metadata") or {}).get(
+                "resourceVersion"
+            )
+            memory.service_written = result.service
         self._remember(memory, result)
         problems = list(result.problems)
         if conflict is not None:
