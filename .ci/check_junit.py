@@ -6,7 +6,8 @@ import xml.etree.ElementTree as ET
 cases = ET.parse(sys.argv[1]).getroot().iter("testcase")
 e2e = unit = skipped = failed = 0
 for case in cases:
-    is_e2e = case.get("classname", "").startswith("e2e.")
+    classname = case.get("classname", "")
+    is_e2e = classname.startswith("e2e.") or ".e2e." in classname
     e2e += is_e2e
     unit += not is_e2e
     skipped += case.find("skipped") is not None

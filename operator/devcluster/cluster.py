@@ -44,6 +44,7 @@ from .certs import ClientIdentity, write_pki
 __all__ = [
     "ClusterError",
     "ClusterState",
+    "RawApi",
     "default_run_dir",
     "down",
     "read_state",
@@ -144,7 +145,7 @@ def _kubeconfig(server: str, ca: Path, cert: Path, key: Path, user: str) -> dict
     }
 
 
-class _Api:
+class RawApi:
     """Just enough of a client to bootstrap the cluster, with no third-party dependency."""
 
     def __init__(self, server: str, ca: Path, cert: Path, key: Path) -> None:
@@ -152,10 +153,12 @@ class _Api:
         self.context = ssl.create_default_context(cafile=str(ca))
         self.context.load_cert_chain(str(cert), str(key))
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.server + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
+        request.add_header("Content-Type", content_type)
         try:
             with urllib.request.urlopen(request, context=self.context, timeout=10) as response:
                 raw = response.read()
@@ -376,7 +379,7 @@ def up(
     try:
         _start_all(launcher, binaries, ports, pki, kubeconfigs, run_dir, stage_config, progress)
         admin_cert, admin_key = pki.clients[ADMIN.user]
-        api = _Api(server, pki.ca_cert, admin_cert, admin_key)
+        api = RawApi(server, pki.ca_cert, admin_cert, admin_key)
         started = time.monotonic()
         for index in range(nodes):
             name = f"kwok-node-{index}"
@@ -532,7 +535,7 @@ def _start_all(
     )
 
 
-def _nodes_ready(api: _Api, names: list[str]) -> bool:
+def _nodes_ready(api: RawApi, names: list[str]) -> bool:
     code, body = api.request("GET", "/api/v1/nodes")
     if code != 200:
         return False
@@ -546,7 +549,7 @@ def _nodes_ready(api: _Api, names: list[str]) -> bool:
     return set(names) <= ready
 
 
-def _default_service_account(api: _Api) -> bool:
+def _default_service_account(api: RawApi) -> bool:
     code, _ = api.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")
     return code == 200
 

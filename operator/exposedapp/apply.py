@@ -22,6 +22,7 @@ import requests
 
 from .desired import AppRef
 from .labels import API_VERSION, FIELD_MANAGER, KIND, PLURAL
+from .metrics import API_REQUESTS
 from .plan import Action, Plan, ServiceConflict
 from .status import Problem
 
@@ -116,7 +117,9 @@ class ApiClient:
         try:
             response = self.http.request(method, **kwargs)
         except requests.RequestException as error:
+            API_REQUESTS.labels(verb=method, code="0").inc()
             return Answer(0, "ConnectionError", str(error), {})
+        API_REQUESTS.labels(verb=method, code=str(response.status_code)).inc()
         try:
             payload = response.json()
         except ValueError:

@@ -8,6 +8,7 @@ exposedapp crd                  print the CustomResourceDefinition
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,8 +56,12 @@ def _run(args: argparse.Namespace) -> int:
     import kopf  # imported here: `render` must work without a cluster or kopf's start-up
 
     from . import handlers  # noqa: F401 - registers the handlers
+    from .metrics import count_watch_starts
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
+    count_watch_starts(args.verbose)
+    if args.metrics_port:
+        os.environ["EXPOSEDAPP_METRICS_PORT"] = str(args.metrics_port)
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace or (),
@@ -86,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--log-format", default="plain", choices=["plain", "full", "json"])
     run.add_argument("-v", "--verbose", action="store_true")
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("EXPOSEDAPP_METRICS_PORT", "0")),
+        help="serve /metrics, /readyz and /healthz on this port (default: off)",
+    )
     show = commands.add_parser("render", help="print the Pods and Service an app implies")
     show.add_argument("-f", "--filename", required=True, help="an ExposedApp manifest, or -")
     show.add_argument("--uid", default=RENDER_UID, help="the app's UID to render with")

@@ -16,10 +16,12 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import kopf
 
+from . import metrics
 from .apply import ApiClient
 from .labels import APP_LABEL, GROUP, PLURAL, VERSION
 from .reconcile import AppKey, Observed, Reconciler
@@ -40,6 +42,7 @@ class Runtime:
     reconciler: Reconciler | None = None
     resync: asyncio.Task[None] | None = None
     indexes: Mapping[str, Any] = {}
+    metrics_server: ThreadingHTTPServer | None = None
 
 
 runtime = Runtime()
@@ -170,6 +173,12 @@ async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     runtime.queue = WorkQueue(runtime.reconciler, workers=WORKERS)
     runtime.queue.start()
     runtime.resync = asyncio.create_task(_resync_forever(runtime.queue), name="resync")
+    reconciler = runtime.reconciler
+    metrics.set_condition_source(reconciler.condition_counts)
+    port = int(os.environ.get("EXPOSEDAPP_METRICS_PORT", "0"))
+    if port:
+        # Ready once started: kopf lists everything before the first handler runs.
+        runtime.metrics_server = metrics.serve(port, ready=lambda: runtime.queue is not None)
 
 
 @kopf.on.cleanup()
@@ -180,6 +189,8 @@ async def stop(**_: Any) -> None:
             await runtime.resync
     if runtime.queue is not None:
         await runtime.queue.stop()
+    if runtime.metrics_server is not None:
+        runtime.metrics_server.shutdown()
 
 
 def configure(settings: kopf.OperatorSettings) -> None:

@@ -28,6 +28,7 @@ from .apply import (
 )
 from .desired import AppRef, DesiredState, build_desired
 from .labels import UID_LABEL
+from .metrics import RECONCILE_SECONDS, RECONCILES
 from .model import SpecError, parse_spec, validate_name
 from .plan import Plan, ServiceConflict, observe_pod, plan
 from .status import Problem, conditions_equal, merge_conditions, summarise
@@ -109,16 +110,36 @@ class Reconciler:
         self.observe = observe
         self.clock = clock
         self.memory: dict[AppKey, _Memory] = {}
+        self.conditions: dict[AppKey, tuple[tuple[str, str], ...]] = {}
         self.writes = 0
 
     async def __call__(self, key: AppKey) -> Outcome:
+        started = time.monotonic()
+        result = "error"
+        try:
+            outcome, result = await self._reconcile(key)
+            return outcome
+        finally:
+            RECONCILES.labels(result=result).inc()
+            RECONCILE_SECONDS.observe(time.monotonic() - started)
+
+    def condition_counts(self) -> dict[tuple[str, str], int]:
+        """Apps by (condition, status), for the metrics endpoint."""
+        counts: dict[tuple[str, str], int] = {}
+        for conditions in list(self.conditions.values()):
+            for pair in conditions:
+                counts[pair] = counts.get(pair, 0) + 1
+        return counts
+
+    async def _reconcile(self, key: AppKey) -> tuple[Outcome, str]:
         observed = self.observe(key)
         app = observed.app
         metadata = (app or {}).get("metadata") or {}
         if app is None or metadata.get("deletionTimestamp"):
             # Gone, or going: the garbage collector removes the children (ownerReferences).
             self.memory.pop(key, None)
-            return Outcome()
+            self.conditions.pop(key, None)
+            return Outcome(), "synced"
         memory = self.memory.setdefault(key, _Memory())
         ref = AppRef(key[0], key[1], metadata["uid"])
         generation = int(metadata.get("generation") or 0)
@@ -139,7 +160,7 @@ class Reconciler:
                 ref, app, generation, None, pods, service, observed.slices, [problem], memory
             )
             logger.info("Reconciled %s/%s: the spec is invalid: %s", ref.namespace, ref.name, error)
-            return Outcome()
+            return Outcome(), "invalid"
 
         desired = build_desired(ref, spec)
         seen = {p.name for p in pods}
@@ -150,7 +171,8 @@ class Reconciler:
             logger.debug(
                 "Deferred %s/%s: waiting for our own writes to be observed", ref.namespace, ref.name
             )
-            return Outcome(requeue_after=max(0.1, memory.expectations.deadline - time.monotonic()))
+            wait = max(0.1, memory.expectations.deadline - time.monotonic())
+            return Outcome(requeue_after=wait), "deferred"
 
         service = memory.fresher_service(service)
         conflict: ServiceConflict | None = None
@@ -204,7 +226,8 @@ class Reconciler:
             len(problems),
             "written" if wrote_status else "unchanged",
         )
-        return self._outcome(the_plan, problems, memory)
+        label = "problem" if problems else ("changed" if result.done or wrote_status else "synced")
+        return self._outcome(the_plan, problems, memory), label
 
     def _remember(self, memory: _Memory, result: ApplyResult) -> None:
         if result.created_pods or result.deleted_pods:
@@ -244,6 +267,9 @@ class Reconciler:
             slices=list(slices),
             problems=problems,
             now=self.clock(),
+        )
+        self.conditions[(ref.namespace, ref.name)] = tuple(
+            (c["type"], c["status"]) for c in wanted["conditions"]
         )
         wanted["conditions"] = merge_conditions(
             wanted["conditions"],

@@ -14,6 +14,8 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import pytest
 from kubernetes import client, config
 
 from kubetest import ClusterHandle, wait_for
+from kubetest.apps import Apps
 from kubetest.audit import AuditLog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +116,7 @@ class OperatorProcess:
         self.log_dir = log_dir
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.metrics_port = 0
 
     @property
     def kubeconfig(self) -> Path:
@@ -125,6 +129,7 @@ class OperatorProcess:
     def start(self, *extra: str, env: dict[str, str] | None = None) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
         self.starts += 1
+        self.metrics_port = _free_port()
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [
@@ -135,6 +140,8 @@ class OperatorProcess:
                 "--verbose",
                 "--liveness",
                 f"http://127.0.0.1:{_free_port()}/healthz",
+                "--metrics-port",
+                str(self.metrics_port),
                 *extra,
             ],
             stdout=log,
@@ -164,6 +171,15 @@ class OperatorProcess:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def scrape(self, path: str = "/metrics") -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}{path}", timeout=5
+            ) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -212,3 +228,10 @@ def audit(cluster: ClusterHandle, core: client.CoreV1Api) -> AuditLog:
                 raise
 
     return AuditLog(cluster.audit_log, probe)
+
+
+@pytest.fixture
+def apps(
+    api: client.ApiClient, core: client.CoreV1Api, namespace: str, cluster: ClusterHandle
+) -> Apps:
+    return Apps(api, core, namespace, cluster)

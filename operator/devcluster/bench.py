@@ -1,0 +1,593 @@
+"""Side-by-side benchmark: N ExposedApps under the operator vs N Deployment+Service pairs.
+
+    python -m devcluster.bench --sizes 10,100,500 --replicas 2 --ports 2 --repeat 2
+
+Same local control plane, same run. For each N and each round (order randomised), both
+systems create N apps with the same Pod template and ports; one watcher on EndpointSlices
+timestamps when every Service has R ready endpoints per port (and, for ExposedApps, when
+each app is Ready at its current generation). Then every app gets a new port number and a
+new label, and the same is timed again. The apiserver's audit log gives the requests per
+app by client and verb. The operator's steady-state writes are counted over a quiet
+period and over a restart. Results: a Markdown table and a PNG chart under bench-results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cluster import ADMIN, OPERATOR, ClusterState, RawApi, down, up
+
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+ROOT = Path.cwd()
+
+
+def _clk() -> float:
+    return time.monotonic()
+
+
+@dataclass
+class Round:
+    system: str  # "operator" or "native"
+    n: int
+    create_seconds: float = 0.0
+    update_seconds: float = 0.0
+    per_app: list[float] = field(default_factory=list)
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (client, verb)
+
+
+class Api:
+    """The benchmark's driver and watcher: plain JSON over the admin's client certificate.
+
+    The official client would do, but its typed models cost more CPU than the code under
+    test on a two-core machine; raw JSON keeps the measuring side light.
+    """
+
+    def __init__(self, state: ClusterState) -> None:
+        pki = Path(state.run_dir) / "pki"
+        self.raw = RawApi(
+            state.server,
+            pki / "ca.crt",
+            pki / f"client-{ADMIN.user}.crt",
+            pki / f"client-{ADMIN.user}.key",
+        )
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        expect: tuple[int, ...] = (200, 201),
+        content_type: str = "application/json",
+    ) -> Any:
+        code, answer = self.raw.request(method, path, body, content_type=content_type)
+        if code not in expect:
+            raise RuntimeError(f"{method} {path}: HTTP {code}: {answer}")
+        return answer
+
+    def namespace(self, name: str) -> None:
+        self.call(
+            "POST",
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+        )
+
+    def ready_endpoints(self, namespace: str) -> dict[str, dict[tuple[str, int], int]]:
+        """service -> (port name, target port number) -> ready endpoints."""
+        counts: dict[str, dict[tuple[str, int], int]] = {}
+        slices = self.call(
+            "GET", f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
+        )
+        for s in slices.get("items") or []:
+            service = (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name", "")
+            ready = sum(
+                1 for e in s.get("endpoints") or [] if (e.get("conditions") or {}).get("ready")
+            )
+            for port in s.get("ports") or []:
+                per = counts.setdefault(service, {})
+                key = (str(port.get("name")), int(port.get("port") or 0))
+                per[key] = per.get(key, 0) + ready
+        return counts
+
+    def exposed_apps(self, namespace: str) -> list[dict[str, Any]]:
+        answer = self.call(
+            "GET", f"/apis/exposedapp.dev/v1alpha1/namespaces/{namespace}/exposedapps"
+        )
+        return list(answer.get("items") or [])
+
+
+def _containers(ports: int, base: int, image: str = "bench:1") -> list[dict[str, Any]]:
+    return [
+        {
+            "name": "app",
+            "image": image,
+            "ports": [{"name": f"p{i}", "containerPort": base + i} for i in range(ports)],
+        }
+    ]
+
+
+def _exposed_app(name: str, replicas: int, ports: int, base: int, label: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "exposedapp.dev/v1alpha1",
+        "kind": "ExposedApp",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "podLabels": {"bench": label},
+            "containers": _containers(ports, base),
+        },
+    }
+
+
+def _native(name: str, replicas: int, ports: int, base: int, label: str) -> list[dict[str, Any]]:
+    selector = {"app": name}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": {**selector, "bench": label}},
+                "spec": {"containers": _containers(ports, base)},
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {
+            "selector": selector,
+            "ports": [
+                {"name": f"p{i}", "port": base + i, "targetPort": f"p{i}"} for i in range(ports)
+            ],
+        },
+    }
+    return [deployment, service]
+
+
+def _parallel(work: Iterable[Callable[[], object]], threads: int = 16) -> None:
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        for future in [pool.submit(job) for job in work]:
+            future.result()
+
+
+class Convergence:
+    """Polls until every app's Service serves R ready endpoints on each port at `base`."""
+
+    def __init__(self, api: Api, namespace: str, names: list[str], replicas: int, ports: int):
+        self.api, self.namespace, self.names = api, namespace, names
+        self.replicas, self.ports = replicas, ports
+
+    def wait(self, started: float, base: int, check_apps: bool, timeout: float) -> list[float]:
+        wanted = {(f"p{i}", base + i) for i in range(self.ports)}
+        done: dict[str, float] = {}
+        deadline = started + timeout
+        while len(done) < len(self.names):
+            if _clk() > deadline:
+                raise TimeoutError(
+                    f"{self.namespace}: {len(done)} of {len(self.names)} converged in {timeout}s"
+                )
+            counts = self.api.ready_endpoints(self.namespace)
+            ready_apps = self._ready_apps(base) if check_apps else None
+            now = _clk()
+            for name in self.names:
+                if name in done:
+                    continue
+                ports = {k: v for k, v in counts.get(name, {}).items() if v}
+                serving = set(ports) == wanted and all(v == self.replicas for v in ports.values())
+                if serving and (ready_apps is None or name in ready_apps):
+                    done[name] = now - started
+            time.sleep(0.2)
+        return sorted(done.values())
+
+    def _ready_apps(self, base: int) -> set[str]:
+        ready = set()
+        for app in self.api.exposed_apps(self.namespace):
+            status = app.get("status") or {}
+            condition: dict[str, Any] = next(
+                (c for c in status.get("conditions") or [] if c["type"] == "Ready"), {}
+            )
+            ports = (status.get("service") or {}).get("ports") or []
+            if (
+                condition.get("status") == "True"
+                and status.get("observedGeneration") == app["metadata"]["generation"]
+                and ports
+                and ports[0].get("containerPort") == base
+            ):
+                ready.add(app["metadata"]["name"])
+        return ready
+
+
+def _client_name(user: str) -> str:
+    if user == OPERATOR.user:
+        return "operator"
+    if user.startswith("system:serviceaccount:kube-system:"):
+        return user.rsplit(":", 1)[1]
+    return user
+
+
+def _flush_audit(api: Api, path: Path) -> int:
+    """A marker request; once it is in the log, everything before it is too."""
+    marker = f"bench-marker-{random.randrange(10**9)}"
+    api.call("GET", f"/api/v1/namespaces/{marker}", expect=(404,))
+    deadline = _clk() + 30
+    while _clk() < deadline:
+        with path.open() as handle:
+            for index, line in enumerate(handle):
+                if marker in line:
+                    return index + 1
+        time.sleep(0.2)
+    raise TimeoutError("audit log did not flush")
+
+
+class Operator:
+    def __init__(self, state: ClusterState, log_dir: Path) -> None:
+        self.state, self.log_dir = state, log_dir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    def start(self) -> None:
+        self.runs += 1
+        log = (self.log_dir / f"operator-{self.runs}.log").open("wb")
+        kubeconfig = Path(self.state.run_dir) / f"{OPERATOR.user}.kubeconfig"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "exposedapp", "run", "--liveness", "http://127.0.0.1:0/healthz"],
+            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(30)
+
+    def rss_mb(self) -> float:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        return _cpu_seconds(self.process.pid)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_round(
+    api: Api,
+    audit: Path,
+    system: str,
+    n: int,
+    replicas: int,
+    ports: int,
+    tag: str,
+    timeout: float,
+) -> Round:
+    namespace = f"bench-{system}-{tag}"
+    api.namespace(namespace)
+    names = [f"app{i:04d}" for i in range(n)]
+    result = Round(system, n)
+    convergence = Convergence(api, namespace, names, replicas, ports)
+    start_line = _flush_audit(api, audit)
+
+    apps_path = f"/apis/exposedapp.dev/v1alpha1/namespaces/{namespace}/exposedapps"
+    deployments_path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
+    services_path = f"/api/v1/namespaces/{namespace}/services"
+
+    def create(name: str) -> Callable[[], object]:
+        if system == "operator":
+            body = _exposed_app(name, replicas, ports, 8000, "v1")
+            return lambda: api.call("POST", apps_path, body)
+        deployment, service = _native(name, replicas, ports, 8000, "v1")
+        return lambda: (
+            api.call("POST", deployments_path, deployment),
+            api.call("POST", services_path, service),
+        )
+
+    started = _clk()
+    _parallel(create(name) for name in names)
+    result.per_app = convergence.wait(started, 8000, system == "operator", timeout)
+    result.create_seconds = result.per_app[-1]
+
+    merge = "application/merge-patch+json"
+
+    def update(name: str) -> Callable[[], object]:
+        if system == "operator":
+            patch = {"spec": _exposed_app(name, replicas, ports, 9000, "v2")["spec"]}
+            return lambda: api.call("PATCH", f"{apps_path}/{name}", patch, content_type=merge)
+        deployment, service = _native(name, replicas, ports, 9000, "v2")
+        return lambda: (
+            api.call("PATCH", f"{deployments_path}/{name}", deployment, content_type=merge),
+            api.call("PATCH", f"{services_path}/{name}", service, content_type=merge),
+        )
+
+    started = _clk()
+    _parallel(update(name) for name in names)
+    updated = convergence.wait(started, 9000, system == "operator", timeout)
+    result.update_seconds = updated[-1]
+    end_line = _flush_audit(api, audit)
+    result.requests = _audit_requests_between(audit, start_line, end_line, namespace)
+    return result
+
+
+def _audit_requests_between(
+    path: Path, start: int, end: int, namespace: str
+) -> Counter[tuple[str, str]]:
+    counts: Counter[tuple[str, str]] = Counter()
+    with path.open() as handle:
+        for index, line in enumerate(handle):
+            if index < start or index >= end:
+                continue
+            event = json.loads(line)
+            if (event.get("objectRef") or {}).get("namespace") != namespace:
+                continue
+            user = _client_name(event.get("user", {}).get("username", ""))
+            counts[(user, event.get("verb", ""))] += 1
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser.add_argument("--sizes", default="10,100,500")
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--ports", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--quiet-seconds", type=float, default=60)
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    args = parser.parse_args(argv)
+    random.seed(args.seed)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    run_dir = ROOT / ".run" / "bench"
+    state = up(run_dir, attached=True, nodes=3)
+    audit = Path(state.run_dir) / "audit.log"
+    api = Api(state)
+    subprocess.run(
+        [
+            state.binaries["kubectl"],
+            "--kubeconfig",
+            state.kubeconfig,
+            "apply",
+            "--server-side",
+            "-f",
+            str(ROOT / "crds"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            state.binaries["kubectl"],
+            "--kubeconfig",
+            state.kubeconfig,
+            "wait",
+            "--for=condition=Established",
+            "crd/exposedapps.exposedapp.dev",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    operator = Operator(state, run_dir)
+    operator.start()
+    rounds: list[Round] = []
+    resources: dict[int, dict[str, float]] = {}
+    pids = dict(state.pids)
+    try:
+        for n in sizes:
+            cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            op_cpu_before = operator.cpu_seconds()
+            for repeat in range(args.repeat):
+                order = ["operator", "native"]
+                random.shuffle(order)
+                for system in order:
+                    tag = f"n{n}-r{repeat}"
+                    print(f"[bench] N={n} round {repeat + 1}/{args.repeat}: {system}", flush=True)
+                    result = run_round(
+                        api,
+                        audit,
+                        system,
+                        n,
+                        args.replicas,
+                        args.ports,
+                        tag,
+                        timeout=max(120, n * 2.0),
+                    )
+                    print(
+                        f"[bench]   create {result.create_seconds:.1f}s, "
+                        f"update {result.update_seconds:.1f}s",
+                        flush=True,
+                    )
+                    rounds.append(result)
+            resources[n] = {
+                "operator_rss_mb": operator.rss_mb(),
+                "operator_cpu_s": operator.cpu_seconds() - op_cpu_before,
+                **{
+                    f"{name}_cpu_s": _cpu_seconds(pid) - cpu_before[name]
+                    for name, pid in pids.items()
+                    if name in ("kube-apiserver", "etcd", "kube-controller-manager")
+                },
+            }
+        total_apps = sum(n * args.repeat for n in sizes)
+        print(
+            f"[bench] quiet period of {args.quiet_seconds:.0f}s over {total_apps} apps", flush=True
+        )
+        start = _flush_audit(api, audit)
+        time.sleep(args.quiet_seconds)  # the measurement itself is time-based: writes/minute
+        end = _flush_audit(api, audit)
+        quiet = _count(audit, start, end, "operator", WRITE_VERBS)
+        print("[bench] restarting the operator over unchanged apps", flush=True)
+        operator.stop()
+        start = _flush_audit(api, audit)
+        operator.start()
+        time.sleep(min(60.0, 10 + total_apps / 50))  # long enough to list and reconcile all
+        end = _flush_audit(api, audit)
+        restart = _count(audit, start, end, "operator", WRITE_VERBS)
+        final_rss = operator.rss_mb()
+    finally:
+        operator.stop()
+        down(run_dir)
+    report = _report(rounds, resources, args, quiet, restart, final_rss, total_apps)
+    (args.out / "results.md").write_text(report)
+    (args.out / "results.json").write_text(
+        json.dumps(
+            [
+                {
+                    "system": r.system,
+                    "n": r.n,
+                    "create_seconds": r.create_seconds,
+                    "update_seconds": r.update_seconds,
+                    "requests": {f"{c}/{v}": k for (c, v), k in r.requests.items()},
+                }
+                for r in rounds
+            ],
+            indent=2,
+        )
+    )
+    _chart(rounds, args.out / "convergence.png")
+    print(report)
+    return 0
+
+
+def _count(path: Path, start: int, end: int, client: str, verbs: set[str]) -> int:
+    counts: Counter[str] = Counter()
+    with path.open() as handle:
+        for index, line in enumerate(handle):
+            if start <= index < end:
+                event = json.loads(line)
+                if (
+                    _client_name(event.get("user", {}).get("username", "")) == client
+                    and event.get("verb") in verbs
+                ):
+                    counts[event.get("verb")] += 1
+    return sum(counts.values())
+
+
+def _report(
+    rounds: list[Round],
+    resources: dict[int, dict[str, float]],
+    args: argparse.Namespace,
+    quiet: int,
+    restart: int,
+    final_rss: float,
+    total_apps: int,
+) -> str:
+    lines = [
+        "| N | system | create p50 (s) | create p90 | create p99 | create total | update total | "
+        "ratio op/native (create) | writes/app | reads/app |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n in sorted({r.n for r in rounds}):
+        medians = {}
+        for system in ("native", "operator"):
+            mine = [r for r in rounds if r.n == n and r.system == system]
+            per_app = [v for r in mine for v in r.per_app]
+            create = statistics.median(r.create_seconds for r in mine)
+            update = statistics.median(r.update_seconds for r in mine)
+            medians[system] = create
+            writes = reads = 0.0
+            for r in mine:
+                clients = (
+                    ("operator",)
+                    if system == "operator"
+                    else ("deployment-controller", "replicaset-controller")
+                )
+                writes += sum(
+                    k for (c, v), k in r.requests.items() if c in clients and v in WRITE_VERBS
+                )
+                reads += sum(
+                    k for (c, v), k in r.requests.items() if c in clients and v not in WRITE_VERBS
+                )
+            ratio = medians["operator"] / medians["native"] if system == "operator" else None
+            lines.append(
+                f"| {n} | {system} | {_percentile(per_app, 0.5):.2f} | "
+                f"{_percentile(per_app, 0.9):.2f} | {_percentile(per_app, 0.99):.2f} | "
+                f"{create:.2f} | {update:.2f} | {'' if ratio is None else f'{ratio:.2f}'} | "
+                f"{writes / (n * len(mine)):.2f} | {reads / (n * len(mine)):.2f} |"
+            )
+    lines += [
+        "",
+        "| N | operator RSS (MB) | operator CPU (s) | apiserver CPU (s) | etcd CPU (s) | "
+        "controller-manager CPU (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n, used in sorted(resources.items()):
+        lines.append(
+            f"| {n} | {used['operator_rss_mb']:.0f} | {used['operator_cpu_s']:.1f} | "
+            f"{used.get('kube-apiserver_cpu_s', 0):.1f} | {used.get('etcd_cpu_s', 0):.1f} | "
+            f"{used.get('kube-controller-manager_cpu_s', 0):.1f} |"
+        )
+    lines += [
+        "",
+        f"- Operator writes during a {args.quiet_seconds:.0f}s quiet period over {total_apps} "
+        f"apps: {quiet} ({quiet * 60 / args.quiet_seconds:.1f}/min).",
+        f"- Operator writes when restarted over {total_apps} unchanged apps: {restart}.",
+        f"- Operator RSS at the end ({total_apps} apps): {final_rss:.0f} MB.",
+        f"- R={args.replicas} replicas, P={args.ports} named ports, repeats={args.repeat}, "
+        f"seed={args.seed}. Writes/app for native count the deployment and replicaset "
+        "controllers; for the operator, its own client (Pod creates and deletes, Service "
+        "applies, status patches, events).",
+        "",
+        f"Reproduce: `make bench BENCH_ARGS='--sizes {args.sizes} --replicas {args.replicas} "
+        f"--ports {args.ports} --repeat {args.repeat} --seed {args.seed}'`",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _chart(rounds: list[Round], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for system, marker in (("native", "o"), ("operator", "s")):
+        sizes = sorted({r.n for r in rounds if r.system == system})
+        medians = [
+            statistics.median(r.create_seconds for r in rounds if r.system == system and r.n == n)
+            for n in sizes
+        ]
+        axis.plot(sizes, medians, marker=marker, label=system)
+    axis.set_xlabel("apps (N)")
+    axis.set_ylabel("seconds until every Service has all ready endpoints")
+    axis.set_xscale("log")
+    axis.legend()
+    axis.grid(True, alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
