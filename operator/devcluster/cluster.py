@@ -48,7 +48,9 @@ __all__ = [
     "default_run_dir",
     "down",
     "read_state",
+    "start_piece",
     "status",
+    "stop_piece",
     "up",
 ]
 
@@ -88,6 +90,8 @@ class ClusterState:
     binaries: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     nodes: list[str] = field(default_factory=list)
+    commands: dict[str, list[str]] = field(default_factory=dict)  # to restart a piece
+    environments: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _say(message: str) -> None:
@@ -212,6 +216,8 @@ class _Launcher:
         _CHILDREN[process.pid] = process
         self.processes[name] = process
         self.state.pids[name] = process.pid
+        self.state.commands[name] = list(argv)
+        self.state.environments[name] = dict(env or {})
         _write_state(self.state)
 
     def wait_ready(self, name: str, ready: Callable[[], bool], timeout: float = 90) -> None:
@@ -576,6 +582,51 @@ def _stop(state: ClusterState, progress: Progress, timeout: float = 15) -> list[
         if child is not None:
             child.wait()
     return killed
+
+
+def _readiness(state: ClusterState, name: str) -> Callable[[], bool]:
+    run_dir = Path(state.run_dir)
+    if name == "etcd":
+        return lambda: _http_ok(f"http://127.0.0.1:{state.ports['etcd']}/health")
+    if name == "kube-apiserver":
+        pki = run_dir / "pki"
+        context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        context.load_cert_chain(
+            str(pki / f"client-{ADMIN.user}.crt"), str(pki / f"client-{ADMIN.user}.key")
+        )
+        return lambda: _http_ok(state.server + "/readyz", context)
+    if name in ("kube-controller-manager", "kube-scheduler"):
+        port = state.ports[name]
+        return lambda: _http_ok(f"https://127.0.0.1:{port}/healthz", _insecure())
+    return lambda: True
+
+
+def stop_piece(run_dir: Path, name: str, *, kill: bool = False) -> None:
+    """Stop one process of the control plane (for fault tests); SIGKILL if kill."""
+    state = read_state(run_dir)
+    if state is None or name not in state.pids:
+        raise ClusterError(f"no {name} recorded in {run_dir}")
+    pid = state.pids[name]
+    child = _CHILDREN.pop(pid, None)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        if child is not None:
+            child.poll()
+        time.sleep(0.05)
+    if child is not None:
+        child.wait()
+
+
+def start_piece(run_dir: Path, name: str, *, attached: bool = True, timeout: float = 120) -> None:
+    """Start a stopped process again with the same command line, and wait until ready."""
+    state = read_state(run_dir)
+    if state is None or name not in state.commands:
+        raise ClusterError(f"no {name} recorded in {run_dir}")
+    launcher = _Launcher(Path(state.run_dir), state, attached)
+    launcher.start(name, state.commands[name], env=state.environments.get(name) or None)
+    launcher.wait_ready(name, _readiness(state, name), timeout=timeout)
 
 
 def down(run_dir: Path | None = None, progress: Progress = _say) -> bool:
