@@ -352,9 +352,11 @@ def _past(reason: str) -> str:
 
 
 def summarise_done(done: Sequence[Action]) -> list[tuple[str, str]]:
-    """One event per kind of action, in the past tense: (reason, message).
+    """One event for everything one reconcile did, in the past tense: [(reason, message)].
 
-    Pods created or deleted for the same reason share one event that names them all.
+    The reason names the kind of change when there is one kind (CreatedPods, DeletedPods,
+    AppliedService, RecreatedService), else "Reconciled"; Pods created or deleted together
+    are named in one sentence. One event per reconcile keeps event writes per app low.
     """
     titles = {
         "create_pod": "CreatedPods",
@@ -362,20 +364,20 @@ def summarise_done(done: Sequence[Action]) -> list[tuple[str, str]]:
         "apply_service": "AppliedService",
         "recreate_service": "RecreatedService",
     }
-    events: list[tuple[str, str]] = []
     groups: dict[str, list[Action]] = {}
     for action in done:
         groups.setdefault(action.kind, []).append(action)
+    sentences: list[str] = []
     for kind, actions in groups.items():
         if kind in ("create_pod", "delete_pod") and len(actions) > 1:
             verb = "Created" if kind == "create_pod" else "Deleted"
             names = sorted(a.name for a in actions)
-            shown = ", ".join(names[:10]) + (
-                f" and {len(names) - 10} more" if len(names) > 10 else ""
-            )
+            more = f" and {len(names) - 10} more" if len(names) > 10 else ""
             why = actions[0].reason.partition(": ")[2]
-            message = f"{verb} {len(actions)} Pods ({shown}): {why}"
+            sentences.append(f"{verb} {len(actions)} Pods ({', '.join(names[:10])}{more}): {why}")
         else:
-            message = "; ".join(_past(a.reason) for a in actions)
-        events.append((titles[kind], message))
-    return events
+            sentences.extend(_past(a.reason) for a in actions)
+    if not sentences:
+        return []
+    reason = titles[next(iter(groups))] if len(groups) == 1 else "Reconciled"
+    return [(reason, "; ".join(sentences))]

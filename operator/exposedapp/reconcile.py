@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from .labels import UID_LABEL
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .model import SpecError, parse_spec, validate_name
 from .plan import Plan, ServiceConflict, observe_pod, plan
-from .status import Problem, conditions_equal, merge_conditions, summarise
+from .status import Problem, decide_status_write, merge_conditions, summarise
 from .workqueue import Backoff, Outcome
 
 __all__ = ["AppKey", "Observed", "Reconciler"]
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 AppKey = tuple[str, str]  # (namespace, name)
 EXPECTATION_TIMEOUT = 30.0
 PROBLEM_BACKOFF = Backoff(initial=2.0, maximum=60.0)
+STATUS_DEBOUNCE = float(os.environ.get("EXPOSEDAPP_STATUS_DEBOUNCE_SECONDS", "1.0"))
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,9 @@ class _Memory:
     # the watch delivers our write, the index still shows that older version.
     service_written: Mapping[str, Any] | None = None
     service_seen_before: str | None = None
+    # When status was last written (or the app first seen): progress writes are coalesced.
+    status_written_at: float = field(default_factory=time.monotonic)
+    status_retry: float | None = None
 
     def fresher_service(self, observed: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         if self.service_written is None:
@@ -215,7 +220,16 @@ class Reconciler:
         if result.service is not None:
             service = result.service
         wrote_status = await self._report(
-            ref, app, generation, desired, pods, service, observed.slices, problems, memory
+            ref,
+            app,
+            generation,
+            desired,
+            pods,
+            service,
+            observed.slices,
+            problems,
+            memory,
+            acted=bool(result.done),
         )
         log = logger.info if (result.done or wrote_status or problems) else logger.debug
         log(
@@ -243,7 +257,8 @@ class Reconciler:
             memory.problem_runs += 1
             return Outcome(requeue_after=PROBLEM_BACKOFF.delay(memory.problem_runs))
         memory.problem_runs = 0
-        return Outcome(requeue_after=the_plan.requeue_after)
+        waits = [t for t in (the_plan.requeue_after, memory.status_retry) if t is not None]
+        return Outcome(requeue_after=min(waits) if waits else None)
 
     async def _report(
         self,
@@ -256,6 +271,7 @@ class Reconciler:
         slices: Iterable[Mapping[str, Any]],
         problems: list[Problem],
         memory: _Memory,
+        acted: bool = False,
     ) -> bool:
         """Write status if it changed, and post an event per new problem; True if written."""
         current = app.get("status") or {}
@@ -277,7 +293,15 @@ class Reconciler:
             self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         written = False
-        if not conditions_equal(wanted, current):
+        decision = decide_status_write(
+            current,
+            wanted,
+            acted=acted,
+            seconds_since_write=time.monotonic() - memory.status_written_at,
+            debounce=STATUS_DEBOUNCE,
+        )
+        memory.status_retry = decision.retry_after
+        if decision.now:
             answer = await asyncio.to_thread(
                 self.client.patch_status, ref, merge_patch(current, wanted)
             )
@@ -287,6 +311,7 @@ class Reconciler:
             if not answer.ok:
                 raise TransientError(f"writing status: {answer.code} {answer.message}")
             written = True
+            memory.status_written_at = time.monotonic()
         signature = tuple(f"{p.reason}: {p.message}" for p in problems)
         if signature and signature != memory.problem_events:
             for problem in problems:

@@ -20,7 +20,9 @@ from .plan import ObservedPod
 
 __all__ = [
     "Problem",
+    "StatusWrite",
     "conditions_equal",
+    "decide_status_write",
     "merge_conditions",
     "ready_endpoints_by_port",
     "summarise",
@@ -237,3 +239,58 @@ def conditions_equal(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
         }
 
     return strip(a) == strip(b)
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    """Whether to write status now, or when to look again."""
+
+    now: bool
+    retry_after: float | None = None
+    why: str = ""
+
+
+def _condition_status(status: Mapping[str, Any], kind: str) -> str | None:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == kind:
+            return str(condition.get("status"))
+    return None
+
+
+def decide_status_write(
+    current: Mapping[str, Any],
+    wanted: Mapping[str, Any],
+    *,
+    acted: bool,
+    seconds_since_write: float,
+    debounce: float,
+) -> StatusWrite:
+    """Write what people and automation wait for at once; coalesce the counting in between.
+
+    - Ready turning True, any flip of Ready or Degraded, or a new problem: write now.
+    - Right after the operator changed children: wait, their events will bring a fresher
+      picture within moments.
+    - Otherwise (counts and messages moving while Pods start): at most one write per
+      `debounce` seconds.
+    """
+    if conditions_equal(wanted, current):
+        return StatusWrite(False)
+    before_ready, after_ready = (
+        _condition_status(current, "Ready"),
+        _condition_status(wanted, "Ready"),
+    )
+    before_degraded = _condition_status(current, "Degraded")
+    after_degraded = _condition_status(wanted, "Degraded")
+    if after_ready == "True" and before_ready != "True":
+        return StatusWrite(True, why="Ready")
+    if after_degraded == "True" and before_degraded != "True":
+        return StatusWrite(True, why="Degraded")
+    if before_ready is not None and before_ready != after_ready:
+        return StatusWrite(True, why="Ready changed")
+    if before_degraded is not None and before_degraded != after_degraded:
+        return StatusWrite(True, why="Degraded changed")
+    if acted:
+        return StatusWrite(False, why="children changing")
+    if seconds_since_write < debounce:
+        return StatusWrite(False, retry_after=debounce - seconds_since_write, why="debounced")
+    return StatusWrite(True, why="progress")

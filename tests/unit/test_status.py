@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from exposedapp.apply import merge_patch, owned_keys
 from exposedapp.desired import AppRef, build_desired
 from exposedapp.model import parse_spec
-from exposedapp.status import Problem, conditions_equal, merge_conditions, summarise
+from exposedapp.status import (
+    Problem,
+    StatusWrite,
+    conditions_equal,
+    decide_status_write,
+    merge_conditions,
+    summarise,
+)
 from test_plan import NOW, running
 
 APP = AppRef("shop", "web", "uid-1")
@@ -207,3 +216,57 @@ def test_owned_keys_come_from_our_apply_entry_only() -> None:
         }
     }
     assert owned_keys(service) == {"labels": {"a"}, "annotations": {"b"}}
+
+
+def _status(ready: str | None, degraded: str = "False", replicas: int = 2) -> dict[str, Any]:
+    conditions = [{"type": "Degraded", "status": degraded, "reason": "R", "message": "m"}]
+    if ready is not None:
+        conditions.insert(0, {"type": "Ready", "status": ready, "reason": "R", "message": "m"})
+    return {"replicas": replicas, "conditions": conditions}
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted", "acted", "since", "expected"),
+    [
+        # Nothing changed: never a write.
+        (_status("True"), _status("True"), False, 99.0, StatusWrite(False)),
+        # What people and automation wait for goes out at once, even mid-change.
+        ({}, _status("True"), True, 0.0, StatusWrite(True, why="Ready")),
+        (_status("True"), _status("False"), True, 0.0, StatusWrite(True, why="Ready changed")),
+        (
+            _status("True"),
+            _status("True", degraded="True"),
+            False,
+            0.0,
+            StatusWrite(True, why="Degraded"),
+        ),
+        # Progress right after our own changes waits for their events.
+        ({}, _status("False"), True, 9.0, StatusWrite(False, why="children changing")),
+        # Progress is coalesced: at most one write per debounce interval.
+        (
+            _status("False", replicas=1),
+            _status("False"),
+            False,
+            0.25,
+            StatusWrite(False, retry_after=0.75, why="debounced"),
+        ),
+        (
+            _status("False", replicas=1),
+            _status("False"),
+            False,
+            1.5,
+            StatusWrite(True, why="progress"),
+        ),
+    ],
+)
+def test_status_writes_are_immediate_for_conditions_and_coalesced_for_progress(
+    current: dict[str, Any],
+    wanted: dict[str, Any],
+    acted: bool,
+    since: float,
+    expected: StatusWrite,
+) -> None:
+    assert (
+        decide_status_write(current, wanted, acted=acted, seconds_since_write=since, debounce=1.0)
+        == expected
+    )
