@@ -237,8 +237,8 @@ def _flush_audit(api: Api, path: Path) -> int:
 
 
 class Operator:
-    def __init__(self, state: ClusterState, log_dir: Path) -> None:
-        self.state, self.log_dir = state, log_dir
+    def __init__(self, state: ClusterState, log_dir: Path, profile: Path | None = None) -> None:
+        self.state, self.log_dir, self.profile = state, log_dir, profile
         self.process: subprocess.Popen[bytes] | None = None
         self.runs = 0
 
@@ -246,8 +246,31 @@ class Operator:
         self.runs += 1
         log = (self.log_dir / f"operator-{self.runs}.log").open("wb")
         kubeconfig = Path(self.state.run_dir) / f"{OPERATOR.user}.kubeconfig"
+        command = [
+            sys.executable,
+            "-m",
+            "exposedapp",
+            "run",
+            "--liveness",
+            "http://127.0.0.1:0/healthz",
+        ]
+        if self.profile is not None:
+            # Sampling profiler (py-spy, installed by hand): collapsed stacks for flame graphs.
+            command = [
+                "py-spy",
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "50",
+                "--subprocesses",
+                "-o",
+                str(self.profile),
+                "--",
+                *command,
+            ]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "exposedapp", "run", "--liveness", "http://127.0.0.1:0/healthz"],
+            command,
             env={**os.environ, "KUBECONFIG": str(kubeconfig)},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -365,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-seconds", type=float, default=60)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record the operator with py-spy into this file (collapsed stacks)",
+    )
     args = parser.parse_args(argv)
     random.seed(args.seed)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -398,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         check=True,
         capture_output=True,
     )
-    operator = Operator(state, run_dir)
+    operator = Operator(state, run_dir, args.profile)
     operator.start()
     # Warm both systems up (the operator's first lists, the controllers' informers) so the
     # first measured round does not pay for start-up.
