@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cluster import ADMIN, OPERATOR, ClusterState, RawApi, down, up
+from .cluster import ADMIN, OPERATOR, ClusterState, RawApi, die_with_parent, down, up
 
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 ROOT = Path.cwd()
@@ -274,12 +276,16 @@ class Operator:
             env={**os.environ, "KUBECONFIG": str(kubeconfig)},
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # never outlives the benchmark, even on kill -9
         )
         log.close()
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
+            # py-spy (when profiling) forwards nothing: signal the whole process group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(30)
 
     def rss_mb(self) -> float:

@@ -113,7 +113,7 @@ def _port_taken(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # PR_SET_PDEATHSIG = 1: the kernel sends SIGKILL when the starting thread exits,
     # however it exits (even kill -9), so a test run never leaks a control plane.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -210,7 +210,7 @@ class _Launcher:
             cwd=self.run_dir,
             env={**os.environ, **(env or {})},
             start_new_session=True,
-            preexec_fn=_die_with_parent if self.attached else None,
+            preexec_fn=die_with_parent if self.attached else None,
         )
         log.close()
         _CHILDREN[process.pid] = process
