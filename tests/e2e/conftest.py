@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
+from devcluster.cluster import die_with_parent
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps
 from kubetest.audit import AuditLog
@@ -146,6 +147,7 @@ class OperatorProcess:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,  # an interrupted test run leaves no operator behind
             env={
                 **self.cluster.env(),
                 "KUBECONFIG": str(self.kubeconfig),
