@@ -267,7 +267,7 @@ class Operator:
                 "50",
                 "--subprocesses",
                 "-o",
-                str(self.profile),
+                f"{self.profile}.{self.runs}",
                 "--",
                 *command,
             ]
@@ -285,7 +285,8 @@ class Operator:
         if self.process is not None:
             # py-spy (when profiling) forwards nothing: signal the whole process group.
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
+                # py-spy writes its profile on SIGINT; kopf stops cleanly on either.
+                os.killpg(self.process.pid, signal.SIGINT if self.profile else signal.SIGTERM)
             self.process.wait(30)
 
     def rss_mb(self) -> float:
