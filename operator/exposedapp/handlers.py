@@ -83,26 +83,28 @@ def _trim_pod(body: kopf.Body) -> dict[str, Any]:
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def apps_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[AppKey, Any]:
+async def apps_index(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[AppKey, Any]:
     return {(namespace or "", name): _trim(body)}
 
 
 @kopf.index("pods", labels=CHILD_SELECTOR)
-def pods_index(
+async def pods_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[AppKey, Any]:
     return {(namespace or "", labels[APP_LABEL]): _trim_pod(body)}
 
 
 @kopf.index("services", labels=CHILD_SELECTOR)
-def services_index(
+async def services_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[AppKey, Any]:
     return {(namespace or "", labels[APP_LABEL]): _trim(body)}
 
 
 @kopf.index("discovery.k8s.io", "v1", "endpointslices", labels=CHILD_SELECTOR)
-def slices_index(
+async def slices_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[AppKey, Any]:
     return {
@@ -119,22 +121,22 @@ def _enqueue(key: AppKey) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def app_changed(namespace: str | None, name: str, **_: Any) -> None:
+async def app_changed(namespace: str | None, name: str, **_: Any) -> None:
     _enqueue((namespace or "", name))
 
 
 @kopf.on.event("pods", labels=CHILD_SELECTOR)
-def pod_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+async def pod_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
     _enqueue((namespace or "", labels[APP_LABEL]))
 
 
 @kopf.on.event("services", labels=CHILD_SELECTOR)
-def service_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+async def service_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
     _enqueue((namespace or "", labels[APP_LABEL]))
 
 
 @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=CHILD_SELECTOR)
-def slice_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+async def slice_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
     _enqueue((namespace or "", labels[APP_LABEL]))
 
 

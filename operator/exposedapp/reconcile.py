@@ -116,6 +116,8 @@ class Reconciler:
         self.clock = clock
         self.memory: dict[AppKey, _Memory] = {}
         self.conditions: dict[AppKey, tuple[tuple[str, str], ...]] = {}
+        self._event_tasks: set[asyncio.Task[None]] = set()
+        self._event_gate = asyncio.Semaphore(4)
         self.writes = 0
 
     async def __call__(self, key: AppKey) -> Outcome:
@@ -321,9 +323,16 @@ class Reconciler:
         return written
 
     async def _event(self, ref: AppRef, kind: str, reason: str, message: str) -> None:
-        answer = await asyncio.to_thread(self.client.post_event, ref, kind, reason, message)
-        if not answer.ok:  # events are best effort: never fail a reconcile for one
-            logger.debug("Could not post event %s: %s", reason, answer.message)
+        """Post an event in the background: events are for people, never on the hot path."""
+        task = asyncio.create_task(self._post_event(ref, kind, reason, message))
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_tasks.discard)
+
+    async def _post_event(self, ref: AppRef, kind: str, reason: str, message: str) -> None:
+        async with self._event_gate:
+            answer = await asyncio.to_thread(self.client.post_event, ref, kind, reason, message)
+            if not answer.ok:  # events are best effort: never fail a reconcile for one
+                logger.debug("Could not post event %s: %s", reason, answer.message)
 
 
 def pod_app_uid(pod: Mapping[str, Any]) -> str:
