@@ -28,8 +28,8 @@ lint: venv  ## ruff, mypy (strict), import-linter (the layers)
 unit: venv  ## pure tests, no cluster
 	$(BIN)/pytest tests/unit -q
 
-cluster-build: venv  ## build (or find) the control plane's binaries
-	$(BIN)/devcluster build
+cluster-build: venv  ## build (or find) the control plane's binaries, and helm for the install tests
+	$(BIN)/devcluster build --tool helm
 
 e2e: venv cluster-build  ## end-to-end tests against the local control plane
 	$(BIN)/pytest tests/e2e -q
@@ -53,8 +53,9 @@ cluster-down: venv  ## stop the local control plane
 clean:  ## remove the venv and run directories (the binary cache stays)
 	rm -rf $(VENV) $(RUN_DIR) .mypy_cache .ruff_cache .pytest_cache
 
-crd: venv  ## regenerate crds/ from operator/exposedapp/crd.py (a unit test fails if it is stale)
+crd: venv  ## regenerate crds/ from operator/exposedapp/crd.py and its copies in deploy/ (unit tests fail if stale)
 	$(BIN)/python -m exposedapp.crd > crds/exposedapp.dev_exposedapps.yaml
+	$(BIN)/python deploy/sync_copies.py
 
 BENCH_ARGS ?= --sizes 10,100,500 --replicas 2 --ports 2 --repeat 2
 bench: venv cluster-build  ## side-by-side benchmark vs Deployments (results in bench-results/)

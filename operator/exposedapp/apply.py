@@ -90,9 +90,12 @@ class ApiClient:
         self.requests: dict[str, int] = {}  # verb -> count, for metrics and tests
 
     @classmethod
-    def from_env(cls) -> ApiClient:
+    def from_env(cls, connections: int = 32) -> ApiClient:
         config = pykube.KubeConfig.from_env()
-        return cls(pykube.HTTPClient(config, timeout=30))
+        # One keep-alive connection per worker thread: requests' default pool keeps 10 and
+        # would open (and throw away) a new TLS connection for every request beyond that.
+        adapter = pykube.http.KubernetesHTTPAdapter(config, pool_maxsize=connections)
+        return cls(pykube.HTTPClient(config, timeout=30, http_adapter=adapter))
 
     def call(
         self,

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -25,12 +26,13 @@ from . import metrics
 from .apply import ApiClient
 from .labels import APP_LABEL, GROUP, PLURAL, VERSION
 from .reconcile import AppKey, Observed, Reconciler
-from .workqueue import WorkQueue
+from .workqueue import Outcome, WorkQueue
 
 logger = logging.getLogger(__name__)
 
 RESYNC_SECONDS = float(os.environ.get("EXPOSEDAPP_RESYNC_SECONDS", "300"))
 WORKERS = int(os.environ.get("EXPOSEDAPP_WORKERS", "8"))
+API_THREADS = int(os.environ.get("EXPOSEDAPP_API_THREADS", "32"))
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 CHILD_SELECTOR = {APP_LABEL: kopf.PRESENT}
 
@@ -42,6 +44,7 @@ class Runtime:
     reconciler: Reconciler | None = None
     resync: asyncio.Task[None] | None = None
     indexes: Mapping[str, Any] = {}
+    paused = False  # kopf peering: another replica is active
     metrics_server: ThreadingHTTPServer | None = None
 
 
@@ -115,6 +118,36 @@ async def slices_index(
     }
 
 
+class _PeeringPauses(logging.Filter):
+    """kopf pauses its watches when a peer of higher priority is alive, but not our queue
+    and resync; it tells only its log. Follow that: no reconcile runs while paused, and
+    every app is looked at again on resuming (events missed meanwhile are not replayed).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith(("Pausing operations", "Pausing all operators")):
+            runtime.paused = True
+        elif message.startswith("Resuming operations"):
+            runtime.paused = False
+            if runtime.queue is not None and runtime.indexes:
+                for key in list(runtime.indexes["apps_index"]):
+                    runtime.queue.enqueue(key)
+        return True
+
+
+def _follow_peering_pauses() -> None:
+    peering_log = logging.getLogger("kopf._core.engines.peering")
+    peering_log.setLevel(min(peering_log.getEffectiveLevel(), logging.INFO))
+    peering_log.addFilter(_PeeringPauses())
+
+
+async def _reconcile_unless_paused(key: AppKey) -> Outcome:
+    if runtime.paused or runtime.reconciler is None:
+        return Outcome()  # another replica is active; resuming re-enqueues everything
+    return await runtime.reconciler(key)
+
+
 def _enqueue(key: AppKey) -> None:
     if runtime.queue is not None:
         runtime.queue.enqueue(key)
@@ -160,6 +193,8 @@ async def _resync_forever(queue: WorkQueue[AppKey]) -> None:
     # The safety net of a level-triggered controller: a missed event is healed here.
     while True:
         await asyncio.sleep(RESYNC_SECONDS)
+        if runtime.paused:
+            continue
         for key in list(runtime.indexes["apps_index"]):
             queue.enqueue(key)
 
@@ -171,8 +206,13 @@ async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         name: kwargs[name]
         for name in ("apps_index", "pods_index", "services_index", "slices_index")
     }
-    runtime.reconciler = Reconciler(ApiClient.from_env(), _observe)
-    runtime.queue = WorkQueue(runtime.reconciler, workers=WORKERS)
+    # The API calls run in threads (pykube-ng is synchronous): enough of them that the
+    # workers' creates and deletes go out in parallel, as many as there are connections.
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="api")
+    )
+    runtime.reconciler = Reconciler(ApiClient.from_env(connections=API_THREADS), _observe)
+    runtime.queue = WorkQueue(_reconcile_unless_paused, workers=WORKERS)
     runtime.queue.start()
     runtime.resync = asyncio.create_task(_resync_forever(runtime.queue), name="resync")
     reconciler = runtime.reconciler
@@ -204,5 +244,14 @@ def configure(settings: kopf.OperatorSettings) -> None:
     if not settings.peering.standalone:
         settings.peering.name = os.environ["EXPOSEDAPP_PEERING"]
         settings.peering.priority = int(os.environ.get("EXPOSEDAPP_PEERING_PRIORITY", "0"))
+        # Paused until the peers are known: otherwise a standby reconciles what it lists at
+        # start-up, and after a takeover acts before its Pod index is listed again.
+        settings.peering.mandatory = True
+        settings.peering.lifetime = int(os.environ.get("EXPOSEDAPP_PEERING_LIFETIME", "60"))
+        _follow_peering_pauses()
+    # Namespaced (-n): no cluster-scoped permission. Without this kopf retries listing
+    # namespaces and CRDs for about a minute (its error backoffs) before it starts watching.
+    if not settings.peering.clusterwide:
+        settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 60

@@ -69,7 +69,7 @@ def test_exact_application_verbs() -> None:
         for resource in rule["resources"]
     }
     assert granted == {
-        ("exposedapp.dev", "exposedapps"): ["get", "list", "watch"],
+        ("exposedapp.dev", "exposedapps"): ["list", "watch"],
         ("exposedapp.dev", "exposedapps/status"): ["patch"],
         ("exposedapp.dev", "exposedapps/finalizers"): ["update"],
         ("", "pods"): ["get", "list", "watch", "create", "delete"],

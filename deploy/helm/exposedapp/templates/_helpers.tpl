@@ -97,10 +97,11 @@ pods/exec, no update of Pods or Services, no delete of ExposedApps.
 
 {{- define "exposedapp.rules.application" -}}
 # --- Application (the reconciler) -----------------------------------------------------
-# ExposedApps: read through kopf's index (list + watch); never written, never deleted.
+# ExposedApps: read through kopf's index (list + watch; kopf never GETs one object);
+# never written, never deleted.
 - apiGroups: ["exposedapp.dev"]
   resources: ["exposedapps"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 # Status, conditions and the resolved port mapping: a JSON merge patch.
 - apiGroups: ["exposedapp.dev"]
   resources: ["exposedapps/status"]
