@@ -25,7 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,6 +173,14 @@ class RawApi:
             return code, json.loads(raw)
         except ValueError:
             return code, raw.decode(errors="replace")
+
+    def stream(self, path: str) -> Iterator[dict[str, Any]]:
+        """A watch: one JSON event per line, until the server ends the stream."""
+        request = urllib.request.Request(self.server + path)
+        with urllib.request.urlopen(request, context=self.context, timeout=330) as response:
+            for line in response:
+                if line.strip():
+                    yield json.loads(line)
 
 
 def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
