@@ -8,6 +8,7 @@ exposedapp crd                  print the CustomResourceDefinition
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -60,6 +61,10 @@ def _run(args: argparse.Namespace) -> int:
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     count_watch_starts(args.verbose)
+    if not args.verbose:
+        # kopf logs "Handler '...' succeeded." for every event of every Pod; our handlers
+        # only enqueue, and the decisions are logged by the reconciler itself.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if args.metrics_port:
         os.environ["EXPOSEDAPP_METRICS_PORT"] = str(args.metrics_port)
     kopf.run(
