@@ -276,7 +276,14 @@ class Convergence:
                         f"{len(self.apps.objects)} ExposedApps "
                         f"(ready: {sorted(self._ready_apps(base))[:5]})"
                     )
+                # Evaluate at most ten times a second: a full pass over N Services per
+                # event would cost the measuring side O(N) per event (O(N^2) in all).
                 self.changed.wait(timeout=1.0)
+                self.changed.release()
+                try:
+                    time.sleep(0.1)
+                finally:
+                    self.changed.acquire()
         return sorted(done[name] for name in self.names)
 
 
