@@ -21,7 +21,7 @@ import pykube
 import requests
 
 from .desired import AppRef
-from .labels import API_VERSION, FIELD_MANAGER, KIND, PLURAL
+from .labels import API_VERSION, APP_LABEL, FIELD_MANAGER, KIND, PLURAL
 from .metrics import API_REQUESTS
 from .plan import Action, Plan, ServiceConflict
 from .status import Problem
@@ -40,7 +40,14 @@ COMPONENT = "exposedapp-operator"
 
 
 class TransientError(RuntimeError):
-    """Worth retrying soon: a conflict, throttling, a timeout, a server error."""
+    """Worth retrying soon: a conflict, throttling, a timeout, a server error.
+
+    `partial` is what did land before the error (execute() runs actions in parallel): the
+    caller must remember those creates and deletes, or its next run, on a cache that has
+    not seen them yet, would make them again under other names.
+    """
+
+    partial: ApplyResult | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,9 @@ class ApplyResult:
     created_pods: list[str] = field(default_factory=list)
     deleted_pods: list[str] = field(default_factory=list)
     foreign_names: list[str] = field(default_factory=list)  # our Pod names taken by others
+    # Our own Pods that lost our labels (edited by hand): invisible to our label-selected
+    # watch, so never counted again, but they still hold their names.
+    hidden_names: list[str] = field(default_factory=list)
 
 
 def _problem(answer: Answer, what: str) -> Problem:
@@ -71,6 +81,8 @@ def _problem(answer: Answer, what: str) -> Problem:
         return Problem("QuotaExceeded", message)
     if answer.code == 403 and "PodSecurity" in answer.message:
         return Problem("PodSecurityRejected", message)
+    if "ValidatingAdmissionPolicy" in answer.message or "admission webhook" in answer.message:
+        return Problem("AdmissionRefused", message)  # a cluster policy, not our spec
     if answer.code == 403:
         return Problem("Forbidden", message)
     if answer.code == 422:
@@ -107,14 +119,20 @@ class ApiClient:
         body: Any = None,
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
+        accept: str | None = None,
     ) -> Answer:
         self.requests[method] = self.requests.get(method, 0) + 1
         kwargs: dict[str, Any] = {"url": url, "version": version}
+        headers: dict[str, str] = {}
         if namespace is not None:
             kwargs["namespace"] = namespace
         if body is not None:
             kwargs["data"] = json.dumps(body)
-            kwargs["headers"] = {"Content-Type": content_type}
+            headers["Content-Type"] = content_type
+        if accept is not None:
+            headers["Accept"] = accept
+        if headers:
+            kwargs["headers"] = headers
         if params:
             kwargs["params"] = dict(params)
         try:
@@ -145,6 +163,22 @@ class ApiClient:
             body=body,
             params={"fieldManager": FIELD_MANAGER},
         )
+
+    def list_uids(
+        self, version: str, plural: str, namespace: str, label_selector: str | None
+    ) -> set[str] | None:
+        """The UIDs of what exists now (metadata only, a consistent read); None if unknown."""
+        answer = self.call(
+            "GET",
+            plural,
+            version=version,
+            namespace=namespace,
+            params={"labelSelector": label_selector} if label_selector else None,
+            accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        )
+        if not answer.ok:
+            return None
+        return {item["metadata"]["uid"] for item in answer.body.get("items") or []}
 
     def get(self, kind: str, namespace: str, name: str) -> Answer:
         return self.call("GET", f"{kind}/{name}", namespace=namespace)
@@ -247,6 +281,10 @@ def _controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
     )
 
 
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
 def _controller_name(obj: Mapping[str, Any]) -> str:
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("controller"):
@@ -279,6 +317,8 @@ async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResu
             existing = await asyncio.to_thread(client.get, "pods", app.namespace, action.name)
             if existing.ok and not _controlled_by(existing.body, app.uid):
                 result.foreign_names.append(action.name)
+            elif existing.ok and _labels(existing.body).get(APP_LABEL) != app.name:
+                result.hidden_names.append(action.name)
             return
         elif _is_transient(answer):
             raise TransientError(f"creating Pod {action.name}: {answer.code} {answer.message}")
@@ -337,6 +377,8 @@ async def execute(client: ApiClient, app: AppRef, plan: Plan, parallel: int = 16
     outcomes = await asyncio.gather(*(bounded(a) for a in plan.actions), return_exceptions=True)
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     if errors:
+        if isinstance(errors[0], TransientError):
+            errors[0].partial = result
         raise errors[0]
     return result
 

@@ -46,6 +46,13 @@ class Runtime:
     indexes: Mapping[str, Any] = {}
     paused = False  # kopf peering: another replica is active
     metrics_server: ThreadingHTTPServer | None = None
+    client: ApiClient | None = None
+    # kopf re-lists after a watch expires (410 Gone) but never drops what was deleted
+    # while the watch was down: its indexes keep those objects for ever. Their UIDs, once
+    # an authoritative LIST has shown them gone, are hidden from the reconciler here.
+    ghosts: set[str] = set()
+    relisted: asyncio.Event | None = None
+    sweeper: asyncio.Task[None] | None = None
 
 
 runtime = Runtime()
@@ -112,6 +119,7 @@ async def slices_index(
 ) -> dict[AppKey, Any]:
     return {
         (namespace or "", labels[APP_LABEL]): {
+            "metadata": {"uid": body.get("metadata", {}).get("uid")},
             "endpoints": list(body.get("endpoints") or []),
             "ports": list(body.get("ports") or []),
         }
@@ -148,29 +156,101 @@ async def _reconcile_unless_paused(key: AppKey) -> Outcome:
     return await runtime.reconciler(key)
 
 
-def _enqueue(key: AppKey) -> None:
+def _enqueue(key: AppKey, event_type: str | None = "") -> None:
+    if event_type is None and runtime.relisted is not None:
+        runtime.relisted.set()  # a (re-)listing: what was deleted meanwhile may linger
     if runtime.queue is not None:
         runtime.queue.enqueue(key)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def app_changed(namespace: str | None, name: str, **_: Any) -> None:
-    _enqueue((namespace or "", name))
+async def app_changed(namespace: str | None, name: str, type: str | None, **_: Any) -> None:
+    _enqueue((namespace or "", name), type)
 
 
 @kopf.on.event("pods", labels=CHILD_SELECTOR)
-async def pod_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-    _enqueue((namespace or "", labels[APP_LABEL]))
+async def pod_changed(
+    namespace: str | None, labels: kopf.Labels, type: str | None, **_: Any
+) -> None:
+    _enqueue((namespace or "", labels[APP_LABEL]), type)
 
 
 @kopf.on.event("services", labels=CHILD_SELECTOR)
-async def service_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-    _enqueue((namespace or "", labels[APP_LABEL]))
+async def service_changed(
+    namespace: str | None, labels: kopf.Labels, type: str | None, **_: Any
+) -> None:
+    _enqueue((namespace or "", labels[APP_LABEL]), type)
 
 
 @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=CHILD_SELECTOR)
-async def slice_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-    _enqueue((namespace or "", labels[APP_LABEL]))
+async def slice_changed(
+    namespace: str | None, labels: kopf.Labels, type: str | None, **_: Any
+) -> None:
+    _enqueue((namespace or "", labels[APP_LABEL]), type)
+
+
+# index -> (API version, plural, label selector) of the authoritative LISTs.
+_LISTS = {
+    "apps_index": (f"{GROUP}/{VERSION}", PLURAL, None),
+    "pods_index": ("v1", "pods", APP_LABEL),
+    "services_index": ("v1", "services", APP_LABEL),
+    "slices_index": ("discovery.k8s.io/v1", "endpointslices", APP_LABEL),
+}
+
+
+def _uid(value: Mapping[str, Any]) -> str | None:
+    uid = (value.get("metadata") or {}).get("uid")
+    return str(uid) if uid else None
+
+
+async def sweep_ghosts(client: ApiClient, queue: WorkQueue[AppKey]) -> int:
+    """Find what the indexes hold but the API no longer has; hide it; requeue its apps.
+
+    Right at any moment: whatever the indexes held before the LIST existed before it, so
+    if the LIST (a consistent read) lacks it, it has been deleted since.
+    """
+    found = 0
+    held_anywhere: set[str] = set()
+    for index_name, (version, plural, selector) in _LISTS.items():
+        index = runtime.indexes[index_name]
+        held: dict[str, AppKey] = {}
+        for key in list(index):
+            for value in list(index[key]) if key in index else ():
+                if uid := _uid(value):
+                    held[uid] = key
+        held_anywhere |= set(held)
+        for namespace in sorted({key[0] for key in held.values()}):
+            listed = await asyncio.to_thread(client.list_uids, version, plural, namespace, selector)
+            if listed is None:
+                continue  # unknown this time; the next sweep looks again
+            for uid, key in held.items():
+                if key[0] == namespace and uid not in listed and uid not in runtime.ghosts:
+                    runtime.ghosts.add(uid)
+                    found += 1
+                    logger.warning(
+                        "Dropped %s %s of %s/%s from the cache: deleted while a watch was down",
+                        plural,
+                        uid,
+                        *key,
+                    )
+                    queue.enqueue(key)
+    runtime.ghosts &= held_anywhere  # kopf let go of them too
+    return found
+
+
+async def _sweep_after_relists(client: ApiClient, queue: WorkQueue[AppKey]) -> None:
+    assert runtime.relisted is not None
+    while True:
+        await runtime.relisted.wait()
+        while True:  # a re-listing delivers every object of a resource: wait for its end
+            runtime.relisted.clear()
+            await asyncio.sleep(2.0)
+            if not runtime.relisted.is_set():
+                break
+        try:
+            await sweep_ghosts(client, queue)
+        except Exception:
+            logger.exception("Could not look for objects deleted while a watch was down")
 
 
 def _observe(key: AppKey) -> Observed:
@@ -178,7 +258,8 @@ def _observe(key: AppKey) -> Observed:
 
     def values(index_name: str) -> tuple[Any, ...]:
         index = indexes[index_name]
-        return tuple(index[key]) if key in index else ()
+        found = tuple(index[key]) if key in index else ()
+        return tuple(v for v in found if _uid(v) not in runtime.ghosts)
 
     apps = values("apps_index")
     return Observed(
@@ -195,6 +276,11 @@ async def _resync_forever(queue: WorkQueue[AppKey]) -> None:
         await asyncio.sleep(RESYNC_SECONDS)
         if runtime.paused:
             continue
+        if runtime.client is not None:
+            try:
+                await sweep_ghosts(runtime.client, queue)
+            except Exception:
+                logger.exception("Could not look for objects deleted while a watch was down")
         for key in list(runtime.indexes["apps_index"]):
             queue.enqueue(key)
 
@@ -211,10 +297,15 @@ async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="api")
     )
-    runtime.reconciler = Reconciler(ApiClient.from_env(connections=API_THREADS), _observe)
+    runtime.client = ApiClient.from_env(connections=API_THREADS)
+    runtime.reconciler = Reconciler(runtime.client, _observe)
     runtime.queue = WorkQueue(_reconcile_unless_paused, workers=WORKERS)
     runtime.queue.start()
     runtime.resync = asyncio.create_task(_resync_forever(runtime.queue), name="resync")
+    runtime.relisted = asyncio.Event()
+    runtime.sweeper = asyncio.create_task(
+        _sweep_after_relists(runtime.client, runtime.queue), name="ghost-sweeper"
+    )
     reconciler = runtime.reconciler
     metrics.set_condition_source(reconciler.condition_counts)
     port = int(os.environ.get("EXPOSEDAPP_METRICS_PORT", "0"))
@@ -225,10 +316,11 @@ async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
 
 @kopf.on.cleanup()
 async def stop(**_: Any) -> None:
-    if runtime.resync is not None:
-        runtime.resync.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runtime.resync
+    for task in (runtime.resync, runtime.sweeper):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     if runtime.queue is not None:
         await runtime.queue.stop()
     if runtime.metrics_server is not None:

@@ -21,6 +21,7 @@ __all__ = [
     "RECONCILES",
     "RECONCILE_SECONDS",
     "REGISTRY",
+    "WATCH_RESTARTS",
     "WATCH_STARTS",
     "count_watch_starts",
     "serve",
@@ -54,6 +55,14 @@ WATCH_STARTS = Counter(
     registry=REGISTRY,
 )
 
+WATCH_RESTARTS = Counter(
+    "exposedapp_watch_restarts",
+    "Watch streams kopf restarted with a fresh LIST because their resourceVersion expired "
+    "(410 Gone), by resource: objects deleted meanwhile are swept from the cache after it.",
+    ["resource"],
+    registry=REGISTRY,
+)
+
 ConditionSource = Callable[[], Mapping[tuple[str, str], int]]
 
 
@@ -83,12 +92,16 @@ def set_condition_source(source: ConditionSource) -> None:
 
 
 class _WatchStartCounter(logging.Filter):
-    """kopf logs "Starting the watch-stream for <resource> ..." (at DEBUG) on each (re)start.
+    """kopf logs "Starting the watch-stream for <resource> ..." (at DEBUG) on each start, and
+    "Restarting the watch-stream ..." when a watch expired (410 Gone) and it lists again.
 
     Counted here whatever the log level; passed on only when debug logging is wanted.
     """
 
-    PREFIX = "Starting the watch-stream for "
+    PREFIXES = {
+        "Starting the watch-stream for ": WATCH_STARTS,
+        "Restarting the watch-stream for ": WATCH_RESTARTS,  # 410 Gone: a re-list follows
+    }
 
     def __init__(self, verbose: bool) -> None:
         super().__init__()
@@ -96,9 +109,10 @@ class _WatchStartCounter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if message.startswith(self.PREFIX):
-            resource = message[len(self.PREFIX) :].split(" ", 1)[0]
-            WATCH_STARTS.labels(resource=resource).inc()
+        for prefix, counter in self.PREFIXES.items():
+            if message.startswith(prefix):
+                resource = message[len(prefix) :].split(" ", 1)[0]
+                counter.labels(resource=resource).inc()
         return self.verbose or record.levelno > logging.DEBUG
 
 

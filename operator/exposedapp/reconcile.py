@@ -28,7 +28,7 @@ from .apply import (
     summarise_done,
 )
 from .desired import AppRef, DesiredState, build_desired
-from .labels import UID_LABEL
+from .labels import APP_LABEL, UID_LABEL
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .model import SpecError, parse_spec, validate_name
 from .plan import Plan, ServiceConflict, observe_pod, plan
@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 AppKey = tuple[str, str]  # (namespace, name)
 EXPECTATION_TIMEOUT = 30.0
 PROBLEM_BACKOFF = Backoff(initial=2.0, maximum=60.0)
+PARTIAL_REQUEUE_SECONDS = 1.0
 STATUS_DEBOUNCE = float(os.environ.get("EXPOSEDAPP_STATUS_DEBOUNCE_SECONDS", "1.0"))
 
 
@@ -198,7 +199,20 @@ class Reconciler:
             taken_names=frozenset(memory.foreign_names),
             now=self.clock(),
         )
-        result = await execute(self.client, ref, the_plan) if not the_plan.empty else ApplyResult()
+        try:
+            result = (
+                await execute(self.client, ref, the_plan) if not the_plan.empty else ApplyResult()
+            )
+        except TransientError as error:
+            if error.partial is None:
+                raise
+            self._remember(memory, error.partial)  # what landed must not be made twice
+            if not error.partial.done:
+                raise
+            # Some actions landed: the API is pacing us (429 among parallel writes), not
+            # failing this app. Look again soon, without growing the failure backoff.
+            logger.info("Reconciled %s/%s in part: %s", ref.namespace, ref.name, error)
+            return Outcome(requeue_after=PARTIAL_REQUEUE_SECONDS), "partial"
         if result.service is not None:
             memory.service_seen_before = ((service or {}).get("metadata") or {}).get(
                 "resourceVersion"
@@ -208,6 +222,15 @@ class Reconciler:
         problems = list(result.problems)
         if conflict is not None:
             problems.append(Problem("ServiceConflict", the_plan.blocked[0]))
+        if result.hidden_names:
+            problems.append(
+                Problem(
+                    "PodLabelsEdited",
+                    f"Pods {', '.join(sorted(result.hidden_names))} are controlled by this app "
+                    f"but no longer carry the label {APP_LABEL}; they are not counted or "
+                    "selected any more (and go when the app goes); replacements use other names",
+                )
+            )
         if result.foreign_names:
             problems.append(
                 Problem(
@@ -250,7 +273,7 @@ class Reconciler:
             memory.expectations.creates |= set(result.created_pods)
             memory.expectations.deletes |= set(result.deleted_pods)
             memory.expectations.deadline = time.monotonic() + EXPECTATION_TIMEOUT
-        memory.foreign_names |= set(result.foreign_names)
+        memory.foreign_names |= set(result.foreign_names) | set(result.hidden_names)
 
     def _outcome(self, the_plan: Plan, problems: list[Problem], memory: _Memory) -> Outcome:
         if problems:
