@@ -31,7 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cluster import ADMIN, OPERATOR, ClusterState, RawApi, die_with_parent, down, up
+from .cluster import (
+    ADMIN,
+    OPERATOR,
+    ClusterState,
+    RawApi,
+    die_with_parent,
+    down,
+    up,
+    wait_established,
+)
 
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 ROOT = Path.cwd()
@@ -479,6 +488,21 @@ def _audit_requests_between(
     return counts
 
 
+PODS_PER_NODE = 1000  # the fake nodes' capacity (devcluster.cluster._node)
+
+
+def nodes_for(sizes: list[int], repeat: int, replicas: int) -> int:
+    """Enough fake nodes for every Pod the run keeps, surge included, and a margin.
+
+    Every round's apps stay (the quiet period and the restart are measured over all of
+    them), so Pods add up across rounds; too few nodes leave the last rounds' Pods
+    unschedulable, and the benchmark would time the scheduler's refusal, not a system.
+    """
+    apps = (sum(sizes) * repeat + 1) * 2  # both systems, the warm-up included
+    peak_pods = apps * replicas + max(sizes) * replicas  # a round's rollout surges at most R
+    return max(3, -(-peak_pods * 5 // 4 // PODS_PER_NODE))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--sizes", default="10,100,500")
@@ -499,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     run_dir = ROOT / ".run" / "bench"
-    state = up(run_dir, attached=True, nodes=3)
+    state = up(run_dir, attached=True, nodes=nodes_for(sizes, args.repeat, args.replicas))
     audit = Path(state.run_dir) / "audit.log"
     api = Api(state)
     subprocess.run(
@@ -515,18 +539,7 @@ def main(argv: list[str] | None = None) -> int:
         check=True,
         capture_output=True,
     )
-    subprocess.run(
-        [
-            state.binaries["kubectl"],
-            "--kubeconfig",
-            state.kubeconfig,
-            "wait",
-            "--for=condition=Established",
-            "crd/exposedapps.exposedapp.dev",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    wait_established(state.binaries["kubectl"], state.kubeconfig, "exposedapps.exposedapp.dev")
     operator = Operator(state, run_dir, args.profile)
     operator.start()
     # Warm both systems up (the operator's first lists, the controllers' informers) so the

@@ -679,3 +679,36 @@ def status(run_dir: Path | None = None) -> dict[str, Any]:
         "versions": state.versions,
         "timings": state.timings,
     }
+
+
+def wait_established(kubectl: str, kubeconfig: str, *crds: str, timeout: float = 60) -> None:
+    """Wait until each CRD is Established, by polling.
+
+    Not `kubectl wait --for=condition=Established`: it fails outright ("accessor error")
+    when it reads a CRD the apiserver has not given any condition yet.
+    """
+    deadline = time.monotonic() + timeout
+    for crd in crds:
+        while True:
+            answer = subprocess.run(
+                [
+                    kubectl,
+                    "--kubeconfig",
+                    kubeconfig,
+                    "get",
+                    f"crd/{crd}",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if answer.stdout.strip() == "True":
+                break
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"CRD {crd} not Established after {timeout:.0f}s: "
+                    f"{answer.stdout.strip() or answer.stderr.strip()}"
+                )
+            time.sleep(0.2)

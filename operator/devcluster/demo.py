@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cluster import ClusterError, default_run_dir, down, up
+from .cluster import ClusterError, default_run_dir, down, up, wait_established
 
 ROOT = Path.cwd()
 SAMPLE = """\
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _banner("Installing the ExposedApp CRD")
         demo.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-        demo.kubectl("wait", "--for=condition=Established", "crd/exposedapps.exposedapp.dev")
+        wait_established(demo.kubectl_binary, state.kubeconfig, "exposedapps.exposedapp.dev")
 
         _banner("Running the operator: exposedapp run (log: " + str(run_dir / "operator.log") + ")")
         log = (run_dir / "operator.log").open("wb")

@@ -366,7 +366,13 @@ async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResu
 
 
 async def execute(client: ApiClient, app: AppRef, plan: Plan, parallel: int = 16) -> ApplyResult:
-    """Carry out every action; creates and deletes of Pods go in parallel, bounded."""
+    """Carry out every action, in parallel within two phases: Pod deletes, then the rest.
+
+    A plan may create Pods in the room that its own deletes make (a rolling update replaces
+    as it removes). Those creates wait for the deletes, and are skipped if any delete was
+    refused: run together, a refused or slower delete would leave more Pods than maxSurge
+    allows.
+    """
     result = ApplyResult()
     gate = asyncio.Semaphore(parallel)
 
@@ -374,12 +380,22 @@ async def execute(client: ApiClient, app: AppRef, plan: Plan, parallel: int = 16
         async with gate:
             await _run(client, action, app, result)
 
-    outcomes = await asyncio.gather(*(bounded(a) for a in plan.actions), return_exceptions=True)
-    errors = [o for o in outcomes if isinstance(o, BaseException)]
-    if errors:
-        if isinstance(errors[0], TransientError):
-            errors[0].partial = result
-        raise errors[0]
+    async def run_all(actions: Sequence[Action]) -> None:
+        outcomes = await asyncio.gather(*(bounded(a) for a in actions), return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            if isinstance(errors[0], TransientError):
+                errors[0].partial = result
+            raise errors[0]
+
+    deletes = [a for a in plan.actions if a.kind == "delete_pod"]
+    rest = [a for a in plan.actions if a.kind != "delete_pod"]
+    await run_all(deletes)
+    if result.problems:
+        # A delete was refused: the room it was to make is not there. The next reconcile
+        # plans again from what exists.
+        rest = [a for a in rest if a.kind != "create_pod"]
+    await run_all(rest)
     return result
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -57,9 +58,10 @@ WATCH_STARTS = Counter(
 
 WATCH_RESTARTS = Counter(
     "exposedapp_watch_restarts",
-    "Watch streams kopf restarted with a fresh LIST because their resourceVersion expired "
-    "(410 Gone), by resource: objects deleted meanwhile are swept from the cache after it.",
-    ["resource"],
+    "Watch streams kopf restarted, by resource and reason: expired (410 Gone: a fresh LIST "
+    "follows, after which objects deleted meanwhile are swept from the cache) or inactive "
+    "(no traffic for the inactivity timeout: resumed from the last resourceVersion).",
+    ["resource", "reason"],
     registry=REGISTRY,
 )
 
@@ -93,14 +95,16 @@ def set_condition_source(source: ConditionSource) -> None:
 
 class _WatchStartCounter(logging.Filter):
     """kopf logs "Starting the watch-stream for <resource> ..." (at DEBUG) on each start, and
-    "Restarting the watch-stream ..." when a watch expired (410 Gone) and it lists again.
+    "Restarting the watch-stream ..." when a watch expired (410 Gone) and it lists again,
+    "Watch-stream for <resource> ... is inactive, reconnecting." after a silent stall.
 
     Counted here whatever the log level; passed on only when debug logging is wanted.
     """
 
-    PREFIXES = {
-        "Starting the watch-stream for ": WATCH_STARTS,
-        "Restarting the watch-stream for ": WATCH_RESTARTS,  # 410 Gone: a re-list follows
+    PREFIXES: dict[str, Callable[..., Counter]] = {
+        "Starting the watch-stream for ": WATCH_STARTS.labels,
+        "Restarting the watch-stream for ": partial(WATCH_RESTARTS.labels, reason="expired"),
+        "Watch-stream for ": partial(WATCH_RESTARTS.labels, reason="inactive"),
     }
 
     def __init__(self, verbose: bool) -> None:
@@ -109,10 +113,10 @@ class _WatchStartCounter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        for prefix, counter in self.PREFIXES.items():
+        for prefix, labelled in self.PREFIXES.items():
             if message.startswith(prefix):
                 resource = message[len(prefix) :].split(" ", 1)[0]
-                counter.labels(resource=resource).inc()
+                labelled(resource=resource).inc()
         return self.verbose or record.levelno > logging.DEBUG
 
 

@@ -235,21 +235,11 @@ def _pod_actions(
             delete(extra, f"scaling down to {replicas} replicas ({len(current)} exist)")
         return actions, requeue
 
-    # RollingUpdate, as a Deployment does it: surge new Pods within maxSurge, then remove
-    # old ones while at least replicas - maxUnavailable Pods stay available.
+    # RollingUpdate, as a Deployment does it: old Pods go while at least replicas -
+    # maxUnavailable stay available, and new ones come within maxSurge. Pods deleted now
+    # count as gone (as terminating Pods do), so their replacements are created in the same
+    # pass, not one watch round trip later.
     surge, max_unavailable = resolve_rolling(desired.max_surge, desired.max_unavailable, replicas)
-    room = replicas + surge - (len(current) + len(old))
-    wanted_new = max(0, min(replicas - len(current), room))
-    if wanted_new:
-        create(
-            wanted_new,
-            f"rolling update, {len(current)} of {replicas} replicas updated (maxSurge {surge})",
-        )
-    if len(current) > replicas:
-        delete(
-            _least_valuable_first(current)[: len(current) - replicas],
-            f"scaling down to {replicas} replicas during a rollout",
-        )
 
     def is_available(pod: ObservedPod) -> bool:
         return pod.available(now, desired.min_ready_seconds)
@@ -269,6 +259,19 @@ def _pod_actions(
             break
         victims.append(pod)
         available_budget -= 1
+
+    room = replicas + surge - (len(current) + len(old) - len(victims))
+    wanted_new = max(0, min(replicas - len(current), room))
+    if wanted_new:
+        create(
+            wanted_new,
+            f"rolling update, {len(current)} of {replicas} replicas updated (maxSurge {surge})",
+        )
+    if len(current) > replicas:
+        delete(
+            _least_valuable_first(current)[: len(current) - replicas],
+            f"scaling down to {replicas} replicas during a rollout",
+        )
     for pod in victims:
         actions.append(
             Action(

@@ -87,18 +87,7 @@ def crd(cluster: ClusterHandle) -> str:
     """Install the ExposedApp CRD from crds/ and wait until it is Established."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
     name = "exposedapps.exposedapp.dev"
-    # Polled: `kubectl wait --for=condition=...` fails outright ("accessor error") when it
-    # reads the CRD before the apiserver has given it any condition at all.
-    wait_for(
-        lambda: cluster.kubectl(
-            "get",
-            f"crd/{name}",
-            "-o",
-            "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-        ),
-        lambda established: established.stdout.strip() == "True",
-        what=f"CRD {name} Established",
-    )
+    cluster.wait_established(name)
     return name
 
 

@@ -215,8 +215,7 @@ class Installation:
             )
             warnings += result.stderr
             if batch is crds:
-                names = [f"crd/{d['metadata']['name']}" for d in crds]
-                self.cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+                self.cluster.wait_established(*(d["metadata"]["name"] for d in crds))
         return warnings
 
     def remove(self) -> None:

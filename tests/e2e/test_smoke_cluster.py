@@ -166,7 +166,7 @@ def widget_crd(cluster: ClusterHandle) -> Any:
         },
     }
     cluster.kubectl("apply", "-f", "-", input=json.dumps(crd))
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/widgets.{group}")
+    cluster.wait_established(f"widgets.{group}")
     yield group
     cluster.kubectl("delete", f"crd/widgets.{group}", "--wait=false")
 

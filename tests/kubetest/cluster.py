@@ -8,6 +8,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from devcluster.cluster import wait_established
+
 __all__ = ["ClusterHandle"]
 
 
@@ -41,6 +43,10 @@ class ClusterHandle:
                 f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
             )
         return result
+
+    def wait_established(self, *crds: str) -> None:
+        """Wait until each named CRD is Established (polled; see devcluster's helper)."""
+        wait_established(self.kubectl_binary, str(self.kubeconfig), *crds)
 
     @staticmethod
     def find_kubectl(built: Path | None) -> str:

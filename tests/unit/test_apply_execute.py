@@ -37,12 +37,24 @@ def pod(name: str, owner_uid: str, labels: Mapping[str, str]) -> dict[str, Any]:
 class ScriptedClient:
     """Answers create_pod and get by Pod name, as scripted."""
 
-    def __init__(self, creates: Mapping[str, Answer], pods: Mapping[str, Answer]) -> None:
+    def __init__(
+        self,
+        creates: Mapping[str, Answer],
+        pods: Mapping[str, Answer],
+        deletes: Mapping[str, Answer] | None = None,
+    ) -> None:
         self.creates = creates
         self.pods = pods
+        self.deletes = deletes or {}
+        self.log: list[str] = []
 
     def create_pod(self, body: Mapping[str, Any]) -> Answer:
+        self.log.append(f"create {body['metadata']['name']}")
         return self.creates[body["metadata"]["name"]]
+
+    def delete(self, kind: str, namespace: str, name: str, uid: str | None) -> Answer:
+        self.log.append(f"delete {name}")
+        return self.deletes[name]
 
     def get(self, kind: str, namespace: str, name: str) -> Answer:
         assert (kind, namespace) == ("pods", "shop")
@@ -53,8 +65,12 @@ def create(name: str) -> Action:
     return Action("create_pod", name, f"creating Pod {name}", body={"metadata": {"name": name}})
 
 
-def run_plan(client: ScriptedClient, *names: str) -> Any:
-    plan = Plan(actions=tuple(create(n) for n in names))
+def delete(name: str) -> Action:
+    return Action("delete_pod", name, f"deleting {name}", uid=f"uid-{name}")
+
+
+def run_plan(client: ScriptedClient, *names: str, deleting: tuple[str, ...] = ()) -> Any:
+    plan = Plan(actions=tuple(create(n) for n in names) + tuple(delete(n) for n in deleting))
     return asyncio.run(execute(cast(ApiClient, client), APP, plan))
 
 
@@ -87,3 +103,25 @@ def test_a_name_held_by_our_own_labelled_pod_is_just_a_stale_cache() -> None:
     client = ScriptedClient({"web-x": EXISTS}, {"web-x": Answer(200, "", "", ours)})
     result = run_plan(client, "web-x")
     assert (result.hidden_names, result.foreign_names, result.done) == ([], [], [])
+
+
+def test_pods_are_deleted_before_the_creates_that_take_their_room() -> None:
+    client = ScriptedClient({"new-0": CREATED}, {}, deletes={"old-0": Answer(200, "", "", {})})
+    result = run_plan(client, "new-0", deleting=("old-0",))
+    assert client.log == ["delete old-0", "create new-0"]
+    assert (result.deleted_pods, result.created_pods) == (["old-0"], ["new-0"])
+
+
+def test_no_create_runs_when_a_delete_is_throttled() -> None:
+    client = ScriptedClient({"new-0": CREATED}, {}, deletes={"old-0": THROTTLED})
+    with pytest.raises(TransientError, match="deleting Pod old-0: 429"):
+        run_plan(client, "new-0", deleting=("old-0",))
+    assert client.log == ["delete old-0"]
+
+
+def test_no_create_runs_when_a_delete_is_refused() -> None:
+    refused = Answer(403, "Forbidden", 'pods "old-0" is forbidden: by policy', {})
+    client = ScriptedClient({"new-0": CREATED}, {}, deletes={"old-0": refused})
+    result = run_plan(client, "new-0", deleting=("old-0",))
+    assert client.log == ["delete old-0"]
+    assert [p.reason for p in result.problems] == ["Forbidden"]

@@ -7,8 +7,8 @@ import logging
 from exposedapp import metrics
 
 
-def value(counter_name: str, resource: str) -> float:
-    sample = metrics.REGISTRY.get_sample_value(counter_name, {"resource": resource})
+def value(counter_name: str, resource: str, **labels: str) -> float:
+    sample = metrics.REGISTRY.get_sample_value(counter_name, {"resource": resource, **labels})
     return sample or 0.0
 
 
@@ -16,20 +16,24 @@ def log(message: str) -> logging.LogRecord:
     return logging.LogRecord("kopf", logging.DEBUG, __file__, 1, message, None, None)
 
 
-def test_watch_starts_and_410_restarts_are_counted_by_resource() -> None:
+def test_watch_starts_and_restarts_are_counted_by_resource_and_reason() -> None:
     counter = metrics._WatchStartCounter(verbose=False)
-    before = (
-        value("exposedapp_watch_starts_total", "pods.v1"),
-        value("exposedapp_watch_restarts_total", "pods.v1"),
-    )
+
+    def counts() -> tuple[float, float, float]:
+        return (
+            value("exposedapp_watch_starts_total", "pods.v1"),
+            value("exposedapp_watch_restarts_total", "pods.v1", reason="expired"),
+            value("exposedapp_watch_restarts_total", "pods.v1", reason="inactive"),
+        )
+
+    before = counts()
     passed = [
         counter.filter(log("Starting the watch-stream for pods.v1 cluster-wide.")),
         counter.filter(log("Restarting the watch-stream for pods.v1 cluster-wide.")),
         counter.filter(log("Restarting the watch-stream for pods.v1 in 'shop'.")),
+        counter.filter(log("Watch-stream for pods.v1 in 'shop' is inactive, reconnecting.")),
+        counter.filter(log("Stopping the watch-stream for pods.v1 in 'shop'.")),
     ]
-    after = (
-        value("exposedapp_watch_starts_total", "pods.v1"),
-        value("exposedapp_watch_restarts_total", "pods.v1"),
-    )
-    assert (after[0] - before[0], after[1] - before[1]) == (1.0, 2.0)
-    assert passed == [False, False, False]  # debug lines are dropped unless --verbose
+    after = counts()
+    assert tuple(a - b for a, b in zip(after, before, strict=True)) == (1.0, 2.0, 1.0)
+    assert passed == [False] * 5  # debug lines are dropped unless --verbose

@@ -151,7 +151,7 @@ def test_scale_down_removes_least_valuable_first() -> None:
     assert result.actions[0].reason.endswith("scaling down to 1 replicas (4 exist)")
 
 
-def test_rolling_update_surges_then_removes_old_within_max_unavailable() -> None:
+def test_rolling_update_removes_old_within_max_unavailable_and_surges_past_them() -> None:
     old = desired_for(replicas=4, port=8080)
     new = desired_for(replicas=4, port=8081)
     pods = [running(old, f"web-{old.template_hash}-{i}") for i in range(4)]
@@ -160,8 +160,10 @@ def test_rolling_update_surges_then_removes_old_within_max_unavailable() -> None
     deletes = [a for a in result.actions if a.kind == "delete_pod"]
     surge, unavailable = resolve_rolling("25%", "25%", 4)
     assert (surge, unavailable) == (1, 1)
-    assert len(creates) == 1
+    # One old Pod may go (3 of 4 stay available); the Pod deleted now counts as gone, so
+    # 4 - 1 + 2 = 5 = replicas + maxSurge Pods run once the actions land.
     assert len(deletes) == 1
+    assert len(creates) == 2
     assert "port http 8080/TCP -> 8081/TCP" in deletes[0].reason
     assert [a for a in result.actions if a.kind == "apply_service"] == [
         Action(
@@ -190,6 +192,22 @@ def test_rolling_update_converges_and_never_drops_below_min_available() -> None:
         pods = apply_actions(new, pods, result.actions)
     assert result.empty
     assert sorted(p.template_hash for p in pods) == [new.template_hash] * 3
+
+
+def test_rolling_update_of_two_replicas_takes_three_passes_replacing_as_it_removes() -> None:
+    # 25%/25% of 2: maxSurge 1, maxUnavailable 0. Pass 1 surges; pass 2 removes an old Pod
+    # and creates its replacement together; pass 3 removes the last old Pod.
+    old = desired_for(replicas=2, port=8080)
+    new = desired_for(replicas=2, port=8081)
+    pods: list[ObservedPod] = [running(old, f"web-{old.template_hash}-{i}") for i in range(2)]
+    passes: list[list[str]] = []
+    for _ in range(10):
+        result = plan(new, pods, settled_service(new), now=NOW)
+        if result.empty:
+            break
+        passes.append(sorted(a.kind for a in result.actions))
+        pods = apply_actions(new, pods, result.actions)
+    assert passes == [["create_pod"], ["create_pod", "delete_pod"], ["delete_pod"]]
 
 
 def test_rolling_update_waits_for_min_ready_seconds() -> None:
