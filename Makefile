@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_DIR ?= .run
 export DEVCLUSTER_RUN_DIR ?= $(abspath $(RUN_DIR)/devcluster)
 
-.PHONY: help venv lint unit e2e test demo crd bench cluster-build cluster-up cluster-down cluster-status clean
+.PHONY: help venv lint unit e2e test faults demo crd bench cluster-build cluster-up cluster-down cluster-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,6 +37,12 @@ e2e: venv cluster-build  ## end-to-end tests against the local control plane
 test: lint cluster-build  ## lint, then unit and e2e tests (the e2e suite starts its own control plane)
 	@mkdir -p $(RUN_DIR)
 	$(BIN)/pytest tests -q --junitxml=$(RUN_DIR)/junit.xml
+
+# The fault suite runs in `make test` with light knobs; these are the heavier rounds.
+FAULT_KNOBS ?= FAULT_ROUNDS=10 FAULT_BLOCKED_ATTEMPTS=6 FUZZ_EXAMPLES=100
+faults: venv cluster-build  ## the fault-injection suite, heavier rounds, then its figures table
+	env $(FAULT_KNOBS) $(BIN)/pytest tests/e2e/test_faults.py tests/e2e/test_fuzz_admission.py -q
+	$(BIN)/python tests/e2e/faults_support.py
 
 demo: venv cluster-build  ## start the local control plane, run the operator, show it working
 	$(BIN)/python -m devcluster.demo
