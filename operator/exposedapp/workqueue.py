@@ -92,6 +92,12 @@ class WorkQueue(Generic[K]):
     def busy(self) -> bool:
         return bool(self._due or self._running)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing running and nothing due now (keys may wait for a later time)."""
+        now = self._clock()
+        return not self._running and not any(due <= now for due in self._due.values())
+
     # -- consumer side -------------------------------------------------------------------
     def _pop_due(self) -> tuple[K | None, float | None]:
         """The next key that is due, else the seconds until the earliest one."""
@@ -158,8 +164,7 @@ class WorkQueue(Generic[K]):
         """Wait until nothing is due or running (tests and benchmarks); False on timeout."""
         deadline = self._clock() + timeout
         while self._clock() < deadline:
-            due_now = any(due <= self._clock() for due in self._due.values())
-            if not due_now and not self._running:
+            if self.idle:
                 return True
             await asyncio.sleep(0.01)
         return False
