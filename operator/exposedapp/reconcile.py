@@ -333,7 +333,9 @@ class Reconciler:
         def ended(task: asyncio.Task[ApplyResult]) -> None:
             if not task.cancelled():
                 task.exception()  # retrieved here too: the app may be gone before collecting
-            if self.wake is not None:
+            # An app in problem backoff is already due again later: waking it now would
+            # retry its refused Pods early. That retry collects the Service instead.
+            if self.wake is not None and not memory.problem_runs:
                 self.wake(key)
 
         task.add_done_callback(ended)
