@@ -236,3 +236,13 @@ def apps(
     api: client.ApiClient, core: client.CoreV1Api, namespace: str, cluster: ClusterHandle
 ) -> Apps:
     return Apps(api, core, namespace, cluster)
+
+
+@pytest.fixture(autouse=True)
+def _operator_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failed test that ran the operator shows the tail of its log."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    process = request.node.funcargs.get("operator")
+    if report is not None and report.failed and isinstance(process, OperatorProcess):
+        print("---- operator log (tail) ----\n" + "\n".join(process.log().splitlines()[-80:]))

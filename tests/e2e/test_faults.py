@@ -168,15 +168,6 @@ def events_with_reason(apps: Apps, reason: str) -> list[Any]:
     return [e for e in apps.core.list_namespaced_event(apps.namespace).items if e.reason == reason]
 
 
-@pytest.fixture(autouse=True)
-def _operator_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    report = getattr(request.node, "rep_call", None)
-    process = request.node.funcargs.get("operator")
-    if report is not None and report.failed and isinstance(process, OperatorProcess):
-        print("---- operator log (tail) ----\n" + "\n".join(process.log().splitlines()[-80:]))
-
-
 @pytest.fixture
 def world(api: client.ApiClient, apps: Apps) -> World:
     return World(api, apps)

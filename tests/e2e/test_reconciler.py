@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
@@ -306,15 +305,6 @@ def test_app_deleted_while_the_operator_is_down_is_garbage_collected(
         what="Pods and Service garbage-collected with the operator stopped",
     )
     assert not operator.running()
-
-
-@pytest.fixture(autouse=True)
-def _operator_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    report = getattr(request.node, "rep_call", None)
-    process = request.node.funcargs.get("operator")
-    if report is not None and report.failed and isinstance(process, OperatorProcess):
-        print("---- operator log (tail) ----\n" + "\n".join(process.log().splitlines()[-60:]))
 
 
 def test_deleted_service_is_put_back_with_an_event(
