@@ -43,7 +43,6 @@ AppKey = tuple[str, str]  # (namespace, name)
 EXPECTATION_TIMEOUT = 30.0
 PROBLEM_BACKOFF = Backoff(initial=2.0, maximum=60.0)
 PARTIAL_REQUEUE_SECONDS = 1.0
-SERVICE_CREATES_IN_FLIGHT = 4
 STATUS_DEBOUNCE = float(os.environ.get("EXPOSEDAPP_STATUS_DEBOUNCE_SECONDS", "1.0"))
 
 
@@ -128,9 +127,6 @@ class Reconciler:
         self.conditions: dict[AppKey, tuple[tuple[str, str], ...]] = {}
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._event_gate = asyncio.Semaphore(4)
-        # The apiserver allocates cluster IPs one at a time: a few creates in flight keep it
-        # busy, more would only hold API connections that Pods and status writes need.
-        self._service_gate = asyncio.Semaphore(SERVICE_CREATES_IN_FLIGHT)
         self.writes = 0
 
     async def __call__(self, key: AppKey) -> Outcome:
@@ -322,12 +318,8 @@ class Reconciler:
             # and the problem backoff grows, instead of flapping with each background try.
             return the_plan
         create = Plan(actions=(service_actions[0],))
-
-        async def create_service() -> ApplyResult:
-            async with self._service_gate:
-                return await execute(self.client, ref, create)
-
-        task = asyncio.create_task(create_service(), name=f"service {ref.name}")
+        # Not gated: capped at 4 in flight, creation at N=100 took 15.9 s instead of 10.
+        task = asyncio.create_task(execute(self.client, ref, create), name=f"service {ref.name}")
         memory.service_creating = task
 
         def ended(task: asyncio.Task[ApplyResult]) -> None:
