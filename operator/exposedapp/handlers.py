@@ -76,6 +76,12 @@ def _trim_app(body: kopf.Body | Mapping[str, Any]) -> dict[str, Any]:
     annotations = metadata.get("annotations") or {}
     if LAST_APPLIED in annotations:
         metadata["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return _with_spec_and_status(metadata, body)
+
+
+def _with_spec_and_status(
+    metadata: dict[str, Any], body: kopf.Body | Mapping[str, Any]
+) -> dict[str, Any]:
     return {
         "metadata": metadata,
         "spec": dict(body.get("spec") or {}),
@@ -96,11 +102,7 @@ def _trim_service(body: kopf.Body | Mapping[str, Any]) -> dict[str, Any]:
         for entry in metadata.get("managedFields") or []
         if entry.get("manager") == FIELD_MANAGER
     ]
-    return {
-        "metadata": metadata,
-        "spec": dict(body.get("spec") or {}),
-        "status": dict(body.get("status") or {}),
-    }
+    return _with_spec_and_status(metadata, body)
 
 
 def _trim_pod(body: kopf.Body) -> dict[str, Any]:
@@ -292,10 +294,14 @@ async def _sweep_after_relists(client: ApiClient, queue: WorkQueue[AppKey]) -> N
             await asyncio.sleep(2.0)
             if not runtime.relisted.is_set():
                 break
-        try:
-            await sweep_ghosts(client, queue)
-        except Exception:
-            logger.exception("Could not look for objects deleted while a watch was down")
+        await _sweep_logged(client, queue)
+
+
+async def _sweep_logged(client: ApiClient, queue: WorkQueue[AppKey]) -> None:
+    try:
+        await sweep_ghosts(client, queue)
+    except Exception:  # the next re-list or resync looks again
+        logger.exception("Could not look for objects deleted while a watch was down")
 
 
 def _return_freed_memory() -> None:
@@ -346,10 +352,7 @@ async def _resync_forever(queue: WorkQueue[AppKey]) -> None:
         if runtime.paused:
             continue
         if runtime.client is not None:
-            try:
-                await sweep_ghosts(runtime.client, queue)
-            except Exception:
-                logger.exception("Could not look for objects deleted while a watch was down")
+            await _sweep_logged(runtime.client, queue)
         for key in list(runtime.indexes["apps_index"]):
             queue.enqueue(key)
 

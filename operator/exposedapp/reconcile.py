@@ -193,7 +193,8 @@ class Reconciler:
         created_meanwhile = self._collect_service_create(memory)  # raises if it failed
         service = memory.fresher_service(service)
         conflict: ServiceConflict | None = None
-        if desired.service is not None and service is None:
+        if desired.service is not None and service is None and memory.service_creating is None:
+            # (While our own create is in flight the owner was checked before it started.)
             found, conflict = await asyncio.to_thread(
                 check_service_owner, self.client, ref, ref.name
             )
