@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import json
 import logging
 import os
 import time
@@ -33,7 +34,13 @@ from .labels import APP_LABEL, UID_LABEL
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .model import SpecError, parse_spec, validate_name
 from .plan import Action, Plan, ServiceConflict, observe_pod, plan
-from .status import Problem, decide_status_write, merge_conditions, summarise
+from .status import (
+    Problem,
+    decide_status_write,
+    merge_conditions,
+    progress_interval,
+    summarise,
+)
 from .workqueue import Backoff, Outcome
 
 __all__ = ["AppKey", "Observed", "Reconciler"]
@@ -44,6 +51,10 @@ EXPECTATION_TIMEOUT = 30.0
 PROBLEM_BACKOFF = Backoff(initial=2.0, maximum=60.0)
 PARTIAL_REQUEUE_SECONDS = 1.0
 STATUS_DEBOUNCE = float(os.environ.get("EXPOSEDAPP_STATUS_DEBOUNCE_SECONDS", "1.0"))
+# Progress-only status writes, all apps together (see status.progress_interval).
+PROGRESS_WRITES_PER_SECOND = float(
+    os.environ.get("EXPOSEDAPP_STATUS_PROGRESS_WRITES_PER_SECOND", "20")
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,18 @@ class _Memory:
     service_creating: asyncio.Task[ApplyResult] | None = None
     done_meanwhile: list[Action] = field(default_factory=list)
     service_refused: bool = False  # the last create was refused: retry in line, with backoff
+    # The spec as parsed and the objects it implies, for the spec they were built from: an
+    # app is reconciled a dozen times while its Pods start or roll, with the same spec each
+    # time (parsing and building took 0.7 ms). Kept while the app progresses, then dropped:
+    # a thousand settled apps would hold ~7 MB of Pod templates for nothing.
+    built: tuple[tuple[str, str], DesiredState] | None = None
+
+    def desired_for(self, ref: AppRef, raw_spec: Mapping[str, Any]) -> DesiredState:
+        """build_desired(ref, parse_spec(raw_spec)), parsed and built once per spec."""
+        fingerprint = (ref.uid, json.dumps(raw_spec, sort_keys=True, separators=(",", ":")))
+        if self.built is None or self.built[0] != fingerprint:
+            self.built = (fingerprint, build_desired(ref, parse_spec(raw_spec)))
+        return self.built[1]
 
     def fresher_service(self, observed: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         if self.service_written is None:
@@ -125,6 +148,7 @@ class Reconciler:
         self.wake = wake  # enqueue an app again (when a background Service create ends)
         self.memory: dict[AppKey, _Memory] = {}
         self.conditions: dict[AppKey, tuple[tuple[str, str], ...]] = {}
+        self.progressing: set[AppKey] = set()  # apps whose Progressing condition is True
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._event_gate = asyncio.Semaphore(4)
         self.writes = 0
@@ -155,6 +179,7 @@ class Reconciler:
             # Gone, or going: the garbage collector removes the children (ownerReferences).
             self.memory.pop(key, None)
             self.conditions.pop(key, None)
+            self.progressing.discard(key)
             return Outcome(), "synced"
         memory = self.memory.setdefault(key, _Memory())
         ref = AppRef(key[0], key[1], metadata["uid"])
@@ -169,7 +194,7 @@ class Reconciler:
 
         try:
             validate_name(ref.name)
-            spec = parse_spec(app.get("spec") or {})
+            desired = memory.desired_for(ref, app.get("spec") or {})
         except SpecError as error:
             problem = Problem("InvalidSpec", str(error))
             await self._report(
@@ -178,7 +203,6 @@ class Reconciler:
             logger.info("Reconciled %s/%s: the spec is invalid: %s", ref.namespace, ref.name, error)
             return Outcome(), "invalid"
 
-        desired = build_desired(ref, spec)
         seen = {p.name for p in pods}
         not_deleting = {p.name for p in pods if not p.deleting}
         if not memory.expectations.satisfied(seen, not_deleting, time.monotonic()):
@@ -286,6 +310,8 @@ class Reconciler:
             len(problems),
             "written" if wrote_status else "unchanged",
         )
+        if key not in self.progressing:
+            memory.built = None  # settled: rebuilt if the spec or the Pods move again
         label = "problem" if problems else ("changed" if result.done or wrote_status else "synced")
         return self._outcome(the_plan, problems, memory), label
 
@@ -391,9 +417,12 @@ class Reconciler:
             problems=problems,
             now=self.clock(),
         )
-        self.conditions[(ref.namespace, ref.name)] = tuple(
-            (c["type"], c["status"]) for c in wanted["conditions"]
-        )
+        key = (ref.namespace, ref.name)
+        self.conditions[key] = tuple((c["type"], c["status"]) for c in wanted["conditions"])
+        if ("Progressing", "True") in self.conditions[key]:
+            self.progressing.add(key)
+        else:
+            self.progressing.discard(key)
         wanted["conditions"] = merge_conditions(
             wanted["conditions"],
             current.get("conditions") or [],
@@ -405,7 +434,11 @@ class Reconciler:
             wanted,
             acted=acted,
             seconds_since_write=time.monotonic() - memory.status_written_at,
-            debounce=STATUS_DEBOUNCE,
+            debounce=progress_interval(
+                len(self.progressing),
+                minimum=STATUS_DEBOUNCE,
+                writes_per_second=PROGRESS_WRITES_PER_SECOND,
+            ),
         )
         memory.status_retry = decision.retry_after
         if decision.now:

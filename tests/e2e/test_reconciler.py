@@ -157,10 +157,16 @@ def test_hand_edited_service_is_put_back_and_others_fields_survive(
     assert after.spec.cluster_ip == before.spec.cluster_ip
     assert after.spec.ports[0].node_port == node_port
     assert after.metadata.annotations["cloud.example/owned-by-someone-else"] == "yes"
-    events = apps.core.list_namespaced_event(apps.namespace).items
-    assert any(
-        e.reason == "AppliedService" and "selector" in (e.message or e.note or "") for e in events
-    ), [e.reason for e in events]
+    # Events are posted in the background, after the write they tell of.
+    wait_for(
+        lambda: apps.core.list_namespaced_event(apps.namespace).items,
+        lambda events: any(
+            e.reason == "AppliedService" and "selector" in (e.message or e.note or "")
+            for e in events
+        ),
+        timeout=10,
+        what="an AppliedService event that names the selector",
+    )
     apps.wait_ready("drift")
     assert_second_reconcile_writes_nothing(apps, "drift", operator, audit, cluster)
 

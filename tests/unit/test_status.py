@@ -15,6 +15,7 @@ from exposedapp.status import (
     conditions_equal,
     decide_status_write,
     merge_conditions,
+    progress_interval,
     summarise,
 )
 from test_plan import NOW, running
@@ -270,3 +271,16 @@ def test_status_writes_are_immediate_for_conditions_and_coalesced_for_progress(
         decide_status_write(current, wanted, acted=acted, seconds_since_write=since, debounce=1.0)
         == expected
     )
+
+
+@pytest.mark.parametrize(
+    ("progressing", "expected"),
+    [
+        (0, 1.0),  # a quiet operator: the per-app minimum
+        (20, 1.0),  # 20 apps at one write a second each fit the budget of 20 a second
+        (100, 5.0),  # beyond it, the apps share the budget
+        (500, 25.0),
+    ],
+)
+def test_progress_writes_share_one_budget_across_apps(progressing: int, expected: float) -> None:
+    assert progress_interval(progressing, minimum=1.0, writes_per_second=20.0) == expected

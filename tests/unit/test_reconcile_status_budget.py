@@ -1,0 +1,68 @@
+"""Progress-only status writes share one budget across apps: with many apps rolling at
+once, each app's progress is written less often; alone, an app's is written each second.
+
+The client is the scripted stand-in of test_reconcile_service_create (no apiserver).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from typing import Any, cast
+
+import pytest
+from test_reconcile_service_create import APP, SlowServiceClient
+
+from exposedapp import reconcile
+from exposedapp.apply import ApiClient
+from exposedapp.reconcile import AppKey, Observed, Reconciler
+
+
+def _app(name: str) -> dict[str, Any]:
+    app = copy.deepcopy(APP)
+    app["metadata"].update(name=name, uid=f"uid-{name}")
+    return app
+
+
+def _progress_written(apps: int) -> tuple[bool, float | None]:
+    """Create `apps` apps, then look at the first one again 1.5 s after it was first seen."""
+    client = SlowServiceClient()
+    client.release.set()
+    names = [f"app{i}" for i in range(apps)]
+
+    def observe(key: AppKey) -> Observed:
+        pods = tuple(p for p in client.pods if p["metadata"]["name"].startswith(f"{key[1]}-"))
+        return Observed(app=_app(key[1]), pods=pods)
+
+    async def scenario() -> tuple[bool, float | None]:
+        reconciler = Reconciler(cast(ApiClient, client), observe, wake=lambda key: None)
+        for name in names:
+            await reconciler(("shop", name))  # creates its Pods: not Ready, so Progressing
+        assert len(reconciler.progressing) == apps
+        first = reconciler.memory[("shop", names[0])]
+        await asyncio.gather(*(t for t in [first.service_creating] if t is not None))
+        await reconciler(("shop", names[0]))  # collects the Service: acted, so no status yet
+        first.status_written_at = time.monotonic() - 1.5  # past the 1 s per-app minimum
+        writes_before = client.writes.count("patch status")
+        outcome = await reconciler._reconcile(("shop", names[0]))
+        await asyncio.gather(*reconciler._event_tasks)
+        return client.writes.count("patch status") > writes_before, outcome[0].requeue_after
+
+    return asyncio.run(asyncio.wait_for(scenario(), timeout=20))
+
+
+def test_one_app_writes_its_progress_after_the_minimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reconcile, "PROGRESS_WRITES_PER_SECOND", 20.0)
+    monkeypatch.setattr(reconcile, "STATUS_DEBOUNCE", 1.0)
+    written, _ = _progress_written(apps=1)
+    assert written
+
+
+def test_many_apps_progressing_share_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reconcile, "PROGRESS_WRITES_PER_SECOND", 20.0)
+    monkeypatch.setattr(reconcile, "STATUS_DEBOUNCE", 1.0)
+    written, requeue_after = _progress_written(apps=40)  # 40 apps / 20 a second: every 2 s
+    assert not written
+    assert requeue_after is not None
+    assert 0.4 < requeue_after <= 0.5  # looked at again when its 2 s are up
