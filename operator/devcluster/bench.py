@@ -402,21 +402,53 @@ class Operator:
                 os.killpg(self.process.pid, signal.SIGINT if self.profile else signal.SIGTERM)
             self.process.wait(30)
 
-    def apps_reconciled(self) -> int:
-        """Apps reconciled at least once by this process (its exposedapp_apps gauge)."""
+    def _metrics(self) -> list[tuple[str, float]]:
+        """(series, value) from the operator's /metrics; empty while it is not serving."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 text = response.read().decode()
         except OSError:
-            return 0  # not serving yet
+            return []
+        samples = []
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                series, _, value = line.rpartition(" ")
+                samples.append((series, float(value)))
+        return samples
+
+    def apps_reconciled(self) -> int:
+        """Apps reconciled at least once by this process (its exposedapp_apps gauge)."""
+        ready = 'exposedapp_apps{condition="Ready"'
+        return int(sum(v for series, v in self._metrics() if series.startswith(ready)))
+
+    def writes(self) -> int:
+        """Write requests the operator has made (its exposedapp_api_requests counter)."""
         return int(
             sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines()
-                if line.startswith('exposedapp_apps{condition="Ready"')
+                v
+                for series, v in self._metrics()
+                if series.startswith("exposedapp_api_requests_total{")
+                and any(f'verb="{verb}"' in series for verb in ("POST", "PATCH", "PUT", "DELETE"))
             )
         )
+
+    def settle(self, quiet_for: float = 10, timeout: float = 300) -> tuple[int, float]:
+        """Wait until the operator has written nothing for `quiet_for` seconds.
+
+        A round ends when every app converged, but events (posted in the background) and
+        the status of Pods still terminating may follow: that tail is reported, and the
+        steady state is measured after it. Returns (writes in the tail, its seconds).
+        """
+        started = _clk()
+        first = last = self.writes()
+        changed = started
+        while _clk() - changed < quiet_for and _clk() - started < timeout:
+            time.sleep(0.5)
+            now = self.writes()
+            if now != last:
+                last, changed = now, _clk()
+        return last - first, changed - started
 
     def wait_reconciled(self, apps: int, timeout: float) -> float:
         """Seconds until every one of `apps` has been reconciled by this process."""
@@ -643,8 +675,11 @@ def main(argv: list[str] | None = None) -> int:
                 },
             }
         total_apps = sum(n * args.repeat for n in sizes)
+        tail = operator.settle()
         print(
-            f"[bench] quiet period of {args.quiet_seconds:.0f}s over {total_apps} apps", flush=True
+            f"[bench] quiet period of {args.quiet_seconds:.0f}s over {total_apps} apps "
+            f"(after a tail of {tail[0]} writes in {tail[1]:.1f}s)",
+            flush=True,
         )
         start = _flush_audit(api, audit)
         time.sleep(args.quiet_seconds)  # the measurement itself is time-based: writes/minute
@@ -665,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         operator.stop()
         down(run_dir)
     report = _report(
-        rounds, resources, args, quiet, (restart, restart_seconds), final_rss, total_apps
+        rounds, resources, args, (quiet, *tail), (restart, restart_seconds), final_rss, total_apps
     )
     (args.out / "results.md").write_text(report)
     (args.out / "results.json").write_text(
@@ -713,7 +748,7 @@ def _report(
     rounds: list[Round],
     resources: dict[int, dict[str, float]],
     args: argparse.Namespace,
-    quiet: int,
+    quieted: tuple[int, int, float],
     restarted: tuple[int, float],
     final_rss: float,
     total_apps: int,
@@ -768,7 +803,9 @@ def _report(
     lines += [
         "",
         f"- Operator writes during a {args.quiet_seconds:.0f}s quiet period over {total_apps} "
-        f"apps: {quiet} ({quiet * 60 / args.quiet_seconds:.1f}/min).",
+        f"apps: {quieted[0]} ({quieted[0] * 60 / args.quiet_seconds:.1f}/min); it began once "
+        f"the operator had written nothing for 10s: the last round's tail was {quieted[1]} "
+        f"writes (events, Pods still terminating) over {quieted[2]:.1f}s after it converged.",
         f"- Operator restarted over {total_apps} unchanged apps: every app reconciled "
         f"{restarted[1]:.1f}s after the start; writes until {RESTART_SETTLE_SECONDS}s after "
         f"that: {restarted[0]}.",

@@ -299,7 +299,10 @@ class Reconciler:
             observed.slices,
             problems,
             memory,
-            acted=bool(result.done),
+            # A Service still being created counts as a change under way: its arrival
+            # brings the Ready write, and progress written meanwhile (Pods turning ready
+            # while the Service waits seconds for its cluster IP) is stale moments later.
+            acted=bool(result.done) or memory.service_creating is not None,
         )
         log = logger.info if (result.done or wrote_status or problems) else logger.debug
         log(
