@@ -53,7 +53,7 @@ PARTIAL_REQUEUE_SECONDS = 1.0
 STATUS_DEBOUNCE = float(os.environ.get("EXPOSEDAPP_STATUS_DEBOUNCE_SECONDS", "1.0"))
 # Progress-only status writes, all apps together (see status.progress_interval).
 PROGRESS_WRITES_PER_SECOND = float(
-    os.environ.get("EXPOSEDAPP_STATUS_PROGRESS_WRITES_PER_SECOND", "20")
+    os.environ.get("EXPOSEDAPP_STATUS_PROGRESS_WRITES_PER_SECOND", "5")
 )
 
 
