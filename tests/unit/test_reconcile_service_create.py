@@ -8,7 +8,6 @@ real apiserver's behaviour is covered by the e2e suite (tests/e2e/test_reconcile
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 from collections.abc import Mapping
 from typing import Any, cast
@@ -92,35 +91,3 @@ def test_pods_do_not_wait_for_the_service_and_one_event_tells_it_all() -> None:
     assert reason == "Reconciled"
     assert "Created Service web" in message
     assert message.count("web-") >= 2  # both Pods named in the same event
-
-
-def test_the_service_create_runs_in_its_own_threads_not_the_shared_pool() -> None:
-    client = SlowServiceClient()
-    threads: list[str] = []
-    slow_apply = client.apply_service
-
-    def apply_service(body: Mapping[str, Any]) -> Answer:
-        threads.append(threading.current_thread().name)
-        return slow_apply(body)
-
-    client.apply_service = apply_service  # type: ignore[method-assign]
-
-    async def scenario() -> None:
-        def observe(key: AppKey) -> Observed:
-            return Observed(app=APP, pods=tuple(client.pods))
-
-        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="service-create") as pool:
-            reconciler = Reconciler(
-                cast(ApiClient, client), observe, wake=lambda key: None, service_executor=pool
-            )
-            await reconciler(KEY)
-            # While the Service waits on the apiserver, the app's Pods went out (shared pool).
-            assert len([w for w in client.writes if w.startswith("create pod")]) == 2
-            client.release.set()
-            task = reconciler.memory[KEY].service_creating
-            assert task is not None
-            await task
-
-    asyncio.run(asyncio.wait_for(scenario(), timeout=20))
-    assert len(threads) == 1
-    assert threads[0].startswith("service-create")
