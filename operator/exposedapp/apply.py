@@ -13,8 +13,7 @@ import datetime
 import json
 import logging
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,27 +306,15 @@ def check_service_owner(
     return None, ServiceConflict(name, _controller_name(answer.body))
 
 
-async def _in_thread(executor: Executor | None, call: Callable[..., Answer], *args: Any) -> Answer:
-    if executor is None:
-        return await asyncio.to_thread(call, *args)  # the loop's default pool
-    return await asyncio.get_running_loop().run_in_executor(executor, call, *args)
-
-
-async def _run(
-    client: ApiClient,
-    action: Action,
-    app: AppRef,
-    result: ApplyResult,
-    executor: Executor | None = None,
-) -> None:
+async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResult) -> None:
     if action.kind == "create_pod":
         assert action.body is not None
-        answer = await _in_thread(executor, client.create_pod, action.body)
+        answer = await asyncio.to_thread(client.create_pod, action.body)
         if answer.ok:
             result.created_pods.append(action.name)
         elif answer.code == 409 and answer.reason == "AlreadyExists":
             # A stale cache: the Pod exists. Never a duplicate; but is it ours?
-            existing = await _in_thread(executor, client.get, "pods", app.namespace, action.name)
+            existing = await asyncio.to_thread(client.get, "pods", app.namespace, action.name)
             if existing.ok and not _controlled_by(existing.body, app.uid):
                 result.foreign_names.append(action.name)
             elif existing.ok and _labels(existing.body).get(APP_LABEL) != app.name:
@@ -339,8 +326,8 @@ async def _run(
             result.problems.append(_problem(answer, f"creating Pod {action.name}"))
             return
     elif action.kind == "delete_pod":
-        answer = await _in_thread(
-            executor, client.delete, "pods", app.namespace, action.name, action.uid
+        answer = await asyncio.to_thread(
+            client.delete, "pods", app.namespace, action.name, action.uid
         )
         if answer.ok:
             result.deleted_pods.append(action.name)
@@ -354,15 +341,15 @@ async def _run(
     elif action.kind in ("apply_service", "recreate_service"):
         assert action.body is not None
         if action.kind == "recreate_service":
-            gone = await _in_thread(
-                executor, client.delete, "services", app.namespace, action.name, action.uid
+            gone = await asyncio.to_thread(
+                client.delete, "services", app.namespace, action.name, action.uid
             )
             if not gone.ok and gone.code != 404:
                 if _is_transient(gone):
                     raise TransientError(f"deleting Service {action.name}: {gone.message}")
                 result.problems.append(_problem(gone, f"deleting Service {action.name}"))
                 return
-        answer = await _in_thread(executor, client.apply_service, action.body)
+        answer = await asyncio.to_thread(client.apply_service, action.body)
         if answer.ok:
             result.service = answer.body
         elif _is_transient(answer):
@@ -378,16 +365,8 @@ async def _run(
     )
 
 
-async def execute(
-    client: ApiClient,
-    app: AppRef,
-    plan: Plan,
-    parallel: int = 16,
-    executor: Executor | None = None,
-) -> ApplyResult:
+async def execute(client: ApiClient, app: AppRef, plan: Plan, parallel: int = 16) -> ApplyResult:
     """Carry out every action, in parallel within two phases: Pod deletes, then the rest.
-
-    The requests run in `executor`'s threads (default: the event loop's pool).
 
     A plan may create Pods in the room that its own deletes make (a rolling update replaces
     as it removes). Those creates wait for the deletes, and are skipped if any delete was
@@ -399,7 +378,7 @@ async def execute(
 
     async def bounded(action: Action) -> None:
         async with gate:
-            await _run(client, action, app, result, executor)
+            await _run(client, action, app, result)
 
     async def run_all(actions: Sequence[Action]) -> None:
         outcomes = await asyncio.gather(*(bounded(a) for a in actions), return_exceptions=True)

@@ -40,9 +40,6 @@ RESYNC_SECONDS = float(os.environ.get("EXPOSEDAPP_RESYNC_SECONDS", "300"))
 # of a core with 8 workers. As many workers as API connections keeps them all busy.
 WORKERS = int(os.environ.get("EXPOSEDAPP_WORKERS", "32"))
 API_THREADS = int(os.environ.get("EXPOSEDAPP_API_THREADS", "32"))
-# New Services' creates, apart (see Reconciler.service_executor). The apiserver creates
-# Services at its own pace under load (about 12 a second here, 16 in flight or 32).
-SERVICE_CREATE_THREADS = int(os.environ.get("EXPOSEDAPP_SERVICE_CREATE_THREADS", "16"))
 TRIM_AFTER_RECONCILES = 200  # a burst worth giving memory back after
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 CHILD_SELECTOR = {APP_LABEL: kopf.PRESENT}
@@ -374,16 +371,9 @@ async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="api")
     )
-    runtime.client = ApiClient.from_env(connections=API_THREADS + SERVICE_CREATE_THREADS)
+    runtime.client = ApiClient.from_env(connections=API_THREADS)
     runtime.queue = WorkQueue(_reconcile_unless_paused, workers=WORKERS)
-    runtime.reconciler = Reconciler(
-        runtime.client,
-        _observe,
-        wake=runtime.queue.enqueue,
-        service_executor=concurrent.futures.ThreadPoolExecutor(
-            max_workers=SERVICE_CREATE_THREADS, thread_name_prefix="service-create"
-        ),
-    )
+    runtime.reconciler = Reconciler(runtime.client, _observe, wake=runtime.queue.enqueue)
     runtime.queue.start()
     runtime.resync = asyncio.create_task(_resync_forever(runtime.queue), name="resync")
     runtime.relisted = asyncio.Event()

@@ -16,7 +16,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,15 +141,8 @@ class Reconciler:
         *,
         clock: Callable[[], datetime.datetime] = _utcnow,
         wake: Callable[[AppKey], None] | None = None,
-        service_executor: Executor | None = None,
     ) -> None:
         self.client = client
-        # Threads of their own for new Services. In the shared pool (first in, first out)
-        # 500 Service creates, seconds each while the apiserver allocated cluster IPs,
-        # queued ahead of every read, Pod create and status write: at 500 apps an app's
-        # first request went out 18 s after it was created (median), and its Ready
-        # status 22 s after its endpoints were ready.
-        self.service_executor = service_executor
         self.observe = observe
         self.clock = clock
         self.wake = wake  # enqueue an app again (when a background Service create ends)
@@ -357,10 +349,7 @@ class Reconciler:
             return the_plan
         create = Plan(actions=(service_actions[0],))
         # Not gated: capped at 4 in flight, creation at N=100 took 15.9 s instead of 10.
-        task = asyncio.create_task(
-            execute(self.client, ref, create, executor=self.service_executor),
-            name=f"service {ref.name}",
-        )
+        task = asyncio.create_task(execute(self.client, ref, create), name=f"service {ref.name}")
         memory.service_creating = task
 
         def ended(task: asyncio.Task[ApplyResult]) -> None:
