@@ -277,7 +277,8 @@ async def sweep_ghosts(client: ApiClient, queue: WorkQueue[AppKey]) -> int:
                     runtime.ghosts.add(uid)
                     found += 1
                     logger.warning(
-                        "Dropped %s %s of %s/%s from the cache: deleted while a watch was down",
+                        "Dropped %s %s of %s/%s from the cache: deleted, and not (yet) "
+                        "through the watch (it was down, or lags)",
                         plural,
                         uid,
                         *key,
