@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .cluster import (
     ADMIN,
@@ -51,6 +51,17 @@ ROOT = Path.cwd()
 
 def _clk() -> float:
     return time.monotonic()
+
+
+class Quiet(NamedTuple):
+    writes: int  # during the quiet period
+    tail_writes: int  # after the last round converged, before the quiet period
+    tail_seconds: float
+
+
+class Restart(NamedTuple):
+    writes: int  # from the start until RESTART_SETTLE_SECONDS after every app reconciled
+    seconds: float  # until every app was reconciled
 
 
 @dataclass
@@ -718,7 +729,13 @@ def main(argv: list[str] | None = None) -> int:
         operator.stop()
         down(run_dir)
     report = _report(
-        rounds, resources, args, (quiet, *tail), (restart, restart_seconds), final_rss, total_apps
+        rounds,
+        resources,
+        args,
+        Quiet(quiet, *tail),
+        Restart(restart, restart_seconds),
+        final_rss,
+        total_apps,
     )
     (args.out / "results.md").write_text(report)
     (args.out / "results.json").write_text(
@@ -766,8 +783,8 @@ def _report(
     rounds: list[Round],
     resources: dict[int, dict[str, float]],
     args: argparse.Namespace,
-    quieted: tuple[int, int, float],
-    restarted: tuple[int, float],
+    quiet: Quiet,
+    restart: Restart,
     final_rss: float,
     total_apps: int,
 ) -> str:
@@ -821,12 +838,13 @@ def _report(
     lines += [
         "",
         f"- Operator writes during a {args.quiet_seconds:.0f}s quiet period over {total_apps} "
-        f"apps: {quieted[0]} ({quieted[0] * 60 / args.quiet_seconds:.1f}/min); it began once "
-        f"the operator had written nothing for 10s: the last round's tail was {quieted[1]} "
-        f"writes (events, Pods still terminating) over {quieted[2]:.1f}s after it converged.",
+        f"apps: {quiet.writes} ({quiet.writes * 60 / args.quiet_seconds:.1f}/min); it began "
+        f"once the operator had written nothing for 10s: the last round's tail was "
+        f"{quiet.tail_writes} writes (events, Pods still terminating) over "
+        f"{quiet.tail_seconds:.1f}s after it converged.",
         f"- Operator restarted over {total_apps} unchanged apps: every app reconciled "
-        f"{restarted[1]:.1f}s after the start; writes until {RESTART_SETTLE_SECONDS}s after "
-        f"that: {restarted[0]}.",
+        f"{restart.seconds:.1f}s after the start; writes until {RESTART_SETTLE_SECONDS}s "
+        f"after that: {restart.writes}.",
         f"- Operator RSS at the end ({total_apps} apps, after the restart): {final_rss:.0f} MB.",
         f"- Floor of writes per new app: R Pod creates + 1 Service write + 1 status write = "
         f"{floor}. Operator writes include its events (one per reconcile that changed "

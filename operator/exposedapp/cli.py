@@ -57,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     import kopf  # imported here: `render` must work without a cluster or kopf's start-up
 
     from . import handlers  # noqa: F401 - registers the handlers
+    from .kopf_fixes import apply_kopf_fixes
     from .metrics import count_watch_starts
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
@@ -67,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if args.metrics_port:
         os.environ["EXPOSEDAPP_METRICS_PORT"] = str(args.metrics_port)
+    apply_kopf_fixes()  # before kopf starts: its start-up over thousands of objects
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace or (),

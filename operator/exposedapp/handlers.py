@@ -27,13 +27,11 @@ import kopf
 
 from . import metrics
 from .apply import ApiClient
-from .kopf_fixes import apply_kopf_fixes
 from .labels import APP_LABEL, FIELD_MANAGER, GROUP, PLURAL, VERSION
 from .reconcile import AppKey, Observed, Reconciler
 from .workqueue import Outcome, WorkQueue
 
 logger = logging.getLogger(__name__)
-apply_kopf_fixes()  # before kopf starts: its start-up over thousands of objects
 
 RESYNC_SECONDS = float(os.environ.get("EXPOSEDAPP_RESYNC_SECONDS", "300"))
 # Reconciles wait on API round trips, not on the CPU: at 500 apps the operator used a fifth

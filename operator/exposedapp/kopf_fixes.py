@@ -17,7 +17,7 @@ the fix notifies only when it changes. Turning a toggle on or off keeps kopf's o
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from kopf._cogs.aiokits import aiotoggles
 
@@ -26,32 +26,29 @@ __all__ = ["apply_kopf_fixes"]
 logger = logging.getLogger(__name__)
 
 
+async def _notify_if_changed(self: aiotoggles.ToggleSet, change: Callable[[], object]) -> None:
+    """Change the set's toggles; wake its waiters only if that changed the set's state."""
+    async with self._condition:
+        before = self.is_on()
+        change()
+        if self.is_on() != before:
+            self._condition.notify_all()
+
+
 async def _make_toggle(
     self: aiotoggles.ToggleSet, __val: bool = False, *, name: str | None = None
 ) -> aiotoggles.Toggle:
     toggle = aiotoggles.Toggle(__val, name=name, condition=self._condition)
-    async with self._condition:
-        before = self.is_on()
-        self._toggles.add(toggle)
-        if self.is_on() != before:
-            self._condition.notify_all()
+    await _notify_if_changed(self, lambda: self._toggles.add(toggle))
     return toggle
 
 
 async def _drop_toggle(self: aiotoggles.ToggleSet, toggle: aiotoggles.Toggle) -> None:
-    async with self._condition:
-        before = self.is_on()
-        self._toggles.discard(toggle)
-        if self.is_on() != before:
-            self._condition.notify_all()
+    await _notify_if_changed(self, lambda: self._toggles.discard(toggle))
 
 
-async def _drop_toggles(self: aiotoggles.ToggleSet, toggles: Any) -> None:
-    async with self._condition:
-        before = self.is_on()
-        self._toggles.difference_update(toggles)
-        if self.is_on() != before:
-            self._condition.notify_all()
+async def _drop_toggles(self: aiotoggles.ToggleSet, toggles: Iterable[aiotoggles.Toggle]) -> None:
+    await _notify_if_changed(self, lambda: self._toggles.difference_update(toggles))
 
 
 def apply_kopf_fixes() -> bool:
