@@ -37,6 +37,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 COMPONENT = "exposedapp-operator"
+LIST_PAGE_SIZE = 500  # objects per page of the ghost sweep's metadata lists
 
 
 class TransientError(RuntimeError):
@@ -167,18 +168,32 @@ class ApiClient:
     def list_uids(
         self, version: str, plural: str, namespace: str, label_selector: str | None
     ) -> set[str] | None:
-        """The UIDs of what exists now (metadata only, a consistent read); None if unknown."""
-        answer = self.call(
-            "GET",
-            plural,
-            version=version,
-            namespace=namespace,
-            params={"labelSelector": label_selector} if label_selector else None,
-            accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
-        )
-        if not answer.ok:
-            return None
-        return {item["metadata"]["uid"] for item in answer.body.get("items") or []}
+        """The UIDs of what exists now (metadata only, a consistent read); None if unknown.
+
+        In pages: one response for 2,000 Pods' metadata is megabytes parsed at once, right
+        after a restart's listing. The pages of one list are one snapshot (the continue
+        token carries its resourceVersion), so the read stays consistent.
+        """
+        params = {"limit": str(LIST_PAGE_SIZE)}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        uids: set[str] = set()
+        while True:
+            answer = self.call(
+                "GET",
+                plural,
+                version=version,
+                namespace=namespace,
+                params=params,
+                accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+            )
+            if not answer.ok:
+                return None  # an expired continue token (410) too: the next sweep looks again
+            uids |= {item["metadata"]["uid"] for item in answer.body.get("items") or []}
+            token = (answer.body.get("metadata") or {}).get("continue")
+            if not token:
+                return uids
+            params["continue"] = token
 
     def get(self, kind: str, namespace: str, name: str) -> Answer:
         return self.call("GET", f"{kind}/{name}", namespace=namespace)

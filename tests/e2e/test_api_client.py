@@ -1,0 +1,39 @@
+"""The operator's own API client (pykube-ng) against the real apiserver, where its requests
+are more than one call: the ghost sweep's paged metadata lists."""
+
+from __future__ import annotations
+
+import pytest
+from kubernetes import client
+
+from exposedapp import apply
+from exposedapp.apply import ApiClient
+from kubetest.cluster import ClusterHandle
+
+pytestmark = pytest.mark.e2e
+
+
+def test_list_uids_pages_through_one_consistent_list(
+    cluster: ClusterHandle,
+    core: client.CoreV1Api,
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    labelled = {f"mine-{i}": {"sweep": "yes"} for i in range(7)}
+    for name, labels in {**labelled, "other": {"sweep": "no"}}.items():
+        core.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, labels=labels))
+        )
+    expected = {
+        c.metadata.uid
+        for c in core.list_namespaced_config_map(namespace, label_selector="sweep=yes").items
+    }
+    assert len(expected) == 7
+
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    monkeypatch.setattr(apply, "LIST_PAGE_SIZE", 3)
+    api = ApiClient.from_env(connections=1)
+
+    assert api.list_uids("v1", "configmaps", namespace, "sweep=yes") == expected
+    assert api.requests == {"GET": 3}  # 3 + 3 + 1: every page read, none twice
+    assert api.list_uids("v1", "configmaps", namespace, "sweep=absent") == set()
