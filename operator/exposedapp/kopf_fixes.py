@@ -16,16 +16,24 @@ the fix notifies only when it changes. Turning a toggle on or off keeps kopf's o
 Even without the herd, every listed object's worker holds the object's whole body until
 the last object of every kind is indexed, and what a burst of 5,000 bodies leaves behind
 in CPython's allocator stays (arenas it cannot give back). `shed_after_indexing` drops,
-from the body kopf holds, what nothing reads once the index has taken its copy.
+from the body kopf holds, what nothing reads once the index has taken its copy; listing in
+pages (kopf's chunk_size) keeps each response small. kopf (1.45) does not expect a page's
+continue token to expire (410 Gone, after etcd compacts its revision): the listing would
+end with an error, its watcher would stop for good, and with it the start-up (waiting for
+that resource's index) or that resource's watch. The fix lists such a resource again in
+one response, which cannot expire.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from typing import Any
 
 import kopf
 from kopf._cogs.aiokits import aiotoggles
+from kopf._cogs.clients import errors, fetching
 
 __all__ = ["apply_kopf_fixes", "shed_after_indexing"]
 
@@ -57,16 +65,50 @@ async def _drop_toggles(self: aiotoggles.ToggleSet, toggles: Iterable[aiotoggles
     await _notify_if_changed(self, lambda: self._toggles.difference_update(toggles))
 
 
+_paged_fetch_objs = fetching.fetch_objs
+
+
+async def _fetch_objs_whole_if_expired(
+    *, settings: kopf.OperatorSettings, **kwargs: Any
+) -> AsyncIterator[tuple[Collection[Any], str]]:
+    """kopf's listing in pages; listed again in one response if a continue token expires.
+
+    The objects of the pages already given are given again: kopf takes a listed object it
+    already knows as the same object seen again, and the ghost sweep that follows every
+    re-list drops from the indexes whatever was deleted in between.
+    """
+    try:
+        async for chunk in _paged_fetch_objs(settings=settings, **kwargs):
+            yield chunk
+    except errors.APIClientError as error:
+        if error.status != 410 or settings.watching.chunk_size is None:
+            raise
+        logger.warning(
+            "Listing %s in pages: a continue token expired (410 Gone); listing it again in "
+            "one response",
+            kwargs.get("resource"),
+        )
+        whole = dataclasses.replace(
+            settings, watching=dataclasses.replace(settings.watching, chunk_size=None)
+        )
+        async for chunk in _paged_fetch_objs(settings=whole, **kwargs):
+            yield chunk
+
+
 def apply_kopf_fixes() -> bool:
-    """Install the fix if kopf's ToggleSet is the one it was written for; True if so."""
+    """Install the fixes if kopf is the one they were written for; True if so."""
     probe = aiotoggles.ToggleSet(all)
     expected = ("make_toggle", "drop_toggle", "drop_toggles", "is_on")
     if not all(hasattr(probe, a) for a in ("_condition", "_toggles", *expected)):
         logger.warning("kopf's ToggleSet has changed; its start-up fix is not applied")
         return False
+    if not hasattr(errors.APIClientError, "status"):
+        logger.warning("kopf's API errors have changed; its paged-listing fix is not applied")
+        return False
     aiotoggles.ToggleSet.make_toggle = _make_toggle  # type: ignore[method-assign]
     aiotoggles.ToggleSet.drop_toggle = _drop_toggle  # type: ignore[method-assign]
     aiotoggles.ToggleSet.drop_toggles = _drop_toggles  # type: ignore[method-assign]
+    fetching.fetch_objs = _fetch_objs_whole_if_expired
     return True
 
 

@@ -8,11 +8,15 @@ when the set's state changes, and only then.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import kopf
+import pytest
 from kopf._cogs.aiokits import aiotoggles
+from kopf._cogs.clients import errors, fetching
 
+from exposedapp import kopf_fixes
 from exposedapp.handlers import _trim_pod, apps_index, pods_index, services_index, slices_index
 from exposedapp.kopf_fixes import apply_kopf_fixes, shed_after_indexing
 from exposedapp.labels import APP_LABEL
@@ -171,3 +175,68 @@ def test_a_view_that_is_not_kopfs_raw_body_is_left_whole() -> None:
     spec = kopf.Spec(kopf.Body(raw))  # a view over a part of the body, not the body
     shed_after_indexing(spec)
     assert raw == _listed_pod()
+
+
+class PagedListing:
+    """kopf's fetch_objs as the apiserver serves it: pages, and a continue token that has
+    expired (410 Gone) by the second page; one whole response when not paged."""
+
+    def __init__(self, error_status: int = 410) -> None:
+        self.error_status = error_status
+        self.calls: list[int | None] = []
+
+    async def __call__(
+        self, *, settings: kopf.OperatorSettings, **_: Any
+    ) -> AsyncIterator[tuple[list[str], str]]:
+        self.calls.append(settings.watching.chunk_size)
+        if settings.watching.chunk_size is None:
+            yield ["a", "b", "c"], "rv-20"
+            return
+        yield ["a", "b"], "rv-10"
+        raise errors.APIClientError(
+            {"code": self.error_status}, status=self.error_status, headers={}
+        )
+
+
+def _list(listing: PagedListing, chunk_size: int | None) -> list[tuple[list[str], str]]:
+    settings = kopf.OperatorSettings()
+    settings.watching.chunk_size = chunk_size
+
+    async def scenario() -> list[tuple[list[str], str]]:
+        return [c async for c in fetching.fetch_objs(settings=settings, resource=None)]
+
+    return asyncio.run(scenario())
+
+
+def test_an_expired_page_lists_the_resource_again_in_one_response(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listing = PagedListing()
+    monkeypatch.setattr(kopf_fixes, "_paged_fetch_objs", listing)
+    monkeypatch.setattr(fetching, "fetch_objs", fetching.fetch_objs)  # restored after
+    assert apply_kopf_fixes()
+    # The first page as it came, then everything from one newer, unexpiring response: the
+    # resourceVersion the watch then starts from is the whole list's.
+    assert _list(listing, 100) == [(["a", "b"], "rv-10"), (["a", "b", "c"], "rv-20")]
+    assert listing.calls == [100, None]
+
+
+def test_other_listing_errors_are_kopfs_to_handle(monkeypatch: pytest.MonkeyPatch) -> None:
+    listing = PagedListing(error_status=403)
+    monkeypatch.setattr(kopf_fixes, "_paged_fetch_objs", listing)
+    monkeypatch.setattr(fetching, "fetch_objs", fetching.fetch_objs)
+    assert apply_kopf_fixes()
+    with pytest.raises(errors.APIClientError):
+        _list(listing, 100)
+    assert listing.calls == [100]
+
+
+def test_nothing_but_the_event_handlers_runs_on_a_shed_body() -> None:
+    """Shedding is safe while the indexed resources have no other kopf handlers: a
+    daemon, a timer or an on.create/update handler added later would see a shed body
+    (and the event handlers read only the namespace, the labels and the event's type)."""
+    registry = kopf.get_default_registry()
+    assert len(list(registry._indexing.get_all_handlers())) == 4
+    assert len(list(registry._watching.get_all_handlers())) == 4
+    assert list(registry._changing.get_all_handlers()) == []
+    assert list(registry._spawning.get_all_handlers()) == []
