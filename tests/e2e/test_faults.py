@@ -1101,7 +1101,11 @@ def test_foreign_objects_are_never_touched_and_nothing_of_ours_is_lost(
         began = time.monotonic()
         degraded = {"taken": "ServiceConflict"}
         converge_after(world, fig, began, ignore_pods=frozenset({squatter}), degraded=degraded)
-        assert events_with_reason(apps, "PodNameTaken"), "no event about the taken Pod name"
+        # Events are posted in the background: wait for it rather than read once.
+        wait_for(
+            lambda: events_with_reason(apps, "PodNameTaken"),
+            what="an event about the taken Pod name (PodNameTaken)",
+        )
 
         # Someone removes our identity label from one of our Pods.
         relabelled = sorted(p.metadata.name for p in apps.live_pods("shop"))[0]

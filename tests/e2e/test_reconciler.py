@@ -274,8 +274,12 @@ def test_service_type_changes_both_ways_including_headless(
         expected = "ClusterIP" if service_type == "Headless" else service_type
         assert service.spec.type == expected
         assert app["status"]["service"]["type"] == service_type
-    events = apps.core.list_namespaced_event(apps.namespace).items
-    assert any(e.reason == "RecreatedService" for e in events)
+    # Events are posted in the background: wait for it rather than read once.
+    wait_for(
+        lambda: [e.reason for e in apps.core.list_namespaced_event(apps.namespace).items],
+        lambda reasons: "RecreatedService" in reasons,
+        what="a RecreatedService event",
+    )
     assert_second_reconcile_writes_nothing(apps, "kind", operator, audit, cluster)
 
 
