@@ -27,7 +27,7 @@ import kopf
 
 from . import metrics
 from .apply import ApiClient
-from .kopf_fixes import shed_after_indexing
+from .kopf_fixes import paged_listing_is_safe, shed_after_indexing
 from .labels import APP_LABEL, FIELD_MANAGER, GROUP, PLURAL, VERSION
 from .reconcile import AppKey, Observed, Reconciler
 from .workqueue import Outcome, WorkQueue
@@ -431,5 +431,6 @@ def configure(settings: kopf.OperatorSettings) -> None:
     if not settings.peering.clusterwide:
         settings.scanning.disabled = True
     settings.watching.server_timeout = 300
-    settings.watching.chunk_size = LIST_PAGE_SIZE
+    if paged_listing_is_safe():  # kopf would stop a watcher on an expired page otherwise
+        settings.watching.chunk_size = LIST_PAGE_SIZE
     settings.networking.request_timeout = 60

@@ -1,4 +1,5 @@
-"""A fix for kopf's start-up over many objects: wake the waiters only when it matters.
+"""Fixes for kopf's start-up over many objects: wake the waiters only when it matters,
+hold less while they wait, and survive a listing in pages.
 
 kopf holds every object's handlers until the in-memory indexes are filled: each object of
 the initial listing gets a toggle in one set, dropped once the object is indexed, and
@@ -35,7 +36,7 @@ import kopf
 from kopf._cogs.aiokits import aiotoggles
 from kopf._cogs.clients import errors, fetching
 
-__all__ = ["apply_kopf_fixes", "shed_after_indexing"]
+__all__ = ["apply_kopf_fixes", "paged_listing_is_safe", "shed_after_indexing"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,18 +97,31 @@ async def _fetch_objs_whole_if_expired(
 
 
 def apply_kopf_fixes() -> bool:
-    """Install the fixes if kopf is the one they were written for; True if so."""
+    """Install each fix kopf is still the one it was written for; True if all are."""
+    return all([_fix_toggle_sets(), _fix_paged_listing()])  # a list: both are tried
+
+
+def paged_listing_is_safe() -> bool:
+    """Whether kopf may list in pages: only with the fallback for an expired page."""
+    return fetching.fetch_objs is _fetch_objs_whole_if_expired
+
+
+def _fix_toggle_sets() -> bool:
     probe = aiotoggles.ToggleSet(all)
     expected = ("make_toggle", "drop_toggle", "drop_toggles", "is_on")
     if not all(hasattr(probe, a) for a in ("_condition", "_toggles", *expected)):
         logger.warning("kopf's ToggleSet has changed; its start-up fix is not applied")
         return False
-    if not hasattr(errors.APIClientError, "status"):
-        logger.warning("kopf's API errors have changed; its paged-listing fix is not applied")
-        return False
     aiotoggles.ToggleSet.make_toggle = _make_toggle  # type: ignore[method-assign]
     aiotoggles.ToggleSet.drop_toggle = _drop_toggle  # type: ignore[method-assign]
     aiotoggles.ToggleSet.drop_toggles = _drop_toggles  # type: ignore[method-assign]
+    return True
+
+
+def _fix_paged_listing() -> bool:
+    if not isinstance(getattr(errors.APIClientError, "status", None), property):
+        logger.warning("kopf's API errors have changed; kopf lists without pages")
+        return False
     fetching.fetch_objs = _fetch_objs_whole_if_expired
     return True
 

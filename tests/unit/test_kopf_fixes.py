@@ -240,3 +240,19 @@ def test_nothing_but_the_event_handlers_runs_on_a_shed_body() -> None:
     assert len(list(registry._watching.get_all_handlers())) == 4
     assert list(registry._changing.get_all_handlers()) == []
     assert list(registry._spawning.get_all_handlers()) == []
+
+
+def test_kopf_lists_in_pages_only_with_the_fallback_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from exposedapp.handlers import LIST_PAGE_SIZE, configure
+
+    monkeypatch.delenv("EXPOSEDAPP_PEERING", raising=False)
+    monkeypatch.setattr(fetching, "fetch_objs", kopf_fixes._paged_fetch_objs)  # kopf's own
+    unfixed = kopf.OperatorSettings()
+    configure(unfixed)
+    assert unfixed.watching.chunk_size is None
+    assert apply_kopf_fixes()
+    fixed = kopf.OperatorSettings()
+    configure(fixed)
+    assert fixed.watching.chunk_size == LIST_PAGE_SIZE
