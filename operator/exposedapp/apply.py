@@ -37,7 +37,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 COMPONENT = "exposedapp-operator"
-LIST_PAGE_SIZE = 500  # objects per page of the ghost sweep's metadata lists
+METADATA_LIST_PAGE_SIZE = 500  # objects per page of the ghost sweep's metadata lists
 
 
 class TransientError(RuntimeError):
@@ -174,7 +174,7 @@ class ApiClient:
         after a restart's listing. The pages of one list are one snapshot (the continue
         token carries its resourceVersion), so the read stays consistent.
         """
-        params = {"limit": str(LIST_PAGE_SIZE)}
+        params = {"limit": str(METADATA_LIST_PAGE_SIZE)}
         if label_selector:
             params["labelSelector"] = label_selector
         uids: set[str] = set()

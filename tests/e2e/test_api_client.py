@@ -31,7 +31,7 @@ def test_list_uids_pages_through_one_consistent_list(
     assert len(expected) == 7
 
     monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
-    monkeypatch.setattr(apply, "LIST_PAGE_SIZE", 3)
+    monkeypatch.setattr(apply, "METADATA_LIST_PAGE_SIZE", 3)
     api = ApiClient.from_env(connections=1)
 
     assert api.list_uids("v1", "configmaps", namespace, "sweep=yes") == expected

@@ -94,7 +94,8 @@ def test_any_set_still_follows_turned_toggles() -> None:
     asyncio.run(scenario())
 
 
-def _listed_pod() -> dict[str, Any]:
+def _pod_identity() -> dict[str, Any]:
+    """What of a Pod kopf's bookkeeping and our event handlers read."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -105,9 +106,14 @@ def _listed_pod() -> dict[str, Any]:
             "resourceVersion": "7",
             "labels": {APP_LABEL: "web"},
             "ownerReferences": [{"uid": "a1", "controller": True}],
-            "annotations": {"note": "x"},
-            "managedFields": [{"manager": "kwok"}],
         },
+    }
+
+
+def _listed_pod() -> dict[str, Any]:
+    pod = _pod_identity()
+    pod["metadata"] |= {"annotations": {"note": "x"}, "managedFields": [{"manager": "kwok"}]}
+    return pod | {
         "spec": {"nodeName": "n1", "containers": [{"name": "web"}]},
         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
     }
@@ -122,18 +128,7 @@ def test_an_indexed_pod_leaves_kopf_its_identity_and_labels_only() -> None:
     assert indexed[("shop", "web")]["spec"] == {"nodeName": "n1"}
     assert indexed[("shop", "web")]["metadata"]["labels"] == {APP_LABEL: "web"}
     # ...and kopf holds only what its bookkeeping and our event handlers read.
-    assert raw == {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": "web-1",
-            "namespace": "shop",
-            "uid": "p1",
-            "resourceVersion": "7",
-            "labels": {APP_LABEL: "web"},
-            "ownerReferences": [{"uid": "a1", "controller": True}],
-        },
-    }
+    assert raw == _pod_identity()
     assert body.metadata.name == "web-1"
     assert body.metadata.uid == "p1"
 
@@ -245,7 +240,7 @@ def test_nothing_but_the_event_handlers_runs_on_a_shed_body() -> None:
 def test_kopf_lists_in_pages_only_with_the_fallback_installed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from exposedapp.handlers import LIST_PAGE_SIZE, configure
+    from exposedapp.handlers import KOPF_LIST_PAGE_SIZE, configure
 
     monkeypatch.delenv("EXPOSEDAPP_PEERING", raising=False)
     monkeypatch.setattr(fetching, "fetch_objs", kopf_fixes._paged_fetch_objs)  # kopf's own
@@ -255,4 +250,4 @@ def test_kopf_lists_in_pages_only_with_the_fallback_installed(
     assert apply_kopf_fixes()
     fixed = kopf.OperatorSettings()
     configure(fixed)
-    assert fixed.watching.chunk_size == LIST_PAGE_SIZE
+    assert fixed.watching.chunk_size == KOPF_LIST_PAGE_SIZE
