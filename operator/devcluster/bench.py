@@ -855,7 +855,8 @@ def _report(
         "(and ExposedApps, which must also be Ready at their current generation).",
         "",
         f"Reproduce: `make bench BENCH_ARGS='--sizes {args.sizes} --replicas {args.replicas} "
-        f"--ports {args.ports} --repeat {args.repeat} --seed {args.seed}'`",
+        f"--ports {args.ports} --repeat {args.repeat} --quiet-seconds {args.quiet_seconds:g} "
+        f"--seed {args.seed}'`",
     ]
     return "\n".join(lines) + "\n"
 
