@@ -33,6 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
 from .cluster import (
     ADMIN,
     OPERATOR,
@@ -413,34 +416,34 @@ class Operator:
                 os.killpg(self.process.pid, signal.SIGINT if self.profile else signal.SIGTERM)
             self.process.wait(30)
 
-    def _metrics(self) -> list[tuple[str, float]]:
-        """(series, value) from the operator's /metrics; empty while it is not serving."""
+    def _samples(self) -> list[Sample]:
+        """The samples of the operator's /metrics; empty while it is not serving."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 text = response.read().decode()
         except OSError:
             return []
-        samples = []
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                series, _, value = line.rpartition(" ")
-                samples.append((series, float(value)))
-        return samples
+        return [s for family in text_string_to_metric_families(text) for s in family.samples]
 
     def apps_reconciled(self) -> int:
         """Apps reconciled at least once by this process (its exposedapp_apps gauge)."""
-        ready = 'exposedapp_apps{condition="Ready"'
-        return int(sum(v for series, v in self._metrics() if series.startswith(ready)))
+        return int(
+            sum(
+                s.value
+                for s in self._samples()
+                if s.name == "exposedapp_apps" and s.labels.get("condition") == "Ready"
+            )
+        )
 
     def writes(self) -> int:
         """Write requests the operator has made (its exposedapp_api_requests counter)."""
         return int(
             sum(
-                v
-                for series, v in self._metrics()
-                if series.startswith("exposedapp_api_requests_total{")
-                and any(f'verb="{verb}"' in series for verb in ("POST", "PATCH", "PUT", "DELETE"))
+                s.value
+                for s in self._samples()
+                if s.name == "exposedapp_api_requests_total"
+                and s.labels.get("verb") in ("POST", "PATCH", "PUT", "DELETE")
             )
         )
 
