@@ -1,4 +1,8 @@
-"""Find or build the control plane's binaries: etcd, Kubernetes, kwok.
+"""Find or build the local cluster's binaries: etcd, Kubernetes, kwok, and the real node's.
+
+The real node adds kubelet and kube-proxy (same Kubernetes module and version), containerd
+2 with its runc shim and ctr, CoreDNS, and ``netserver``, the project's own test server
+(Go source in ``devcluster/netserver``), each built with the ordinary Go toolchain.
 
 Order of preference for each binary:
 1. ``TEST_ASSET_<NAME>`` (envtest's convention, extended to the binaries envtest lacks:
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -30,6 +35,8 @@ from pathlib import Path
 
 __all__ = [
     "BINARIES",
+    "CONTAINERD_VERSION",
+    "COREDNS_VERSION",
     "ETCD_VERSION",
     "KUBERNETES_VERSION",
     "KWOK_VERSION",
@@ -44,6 +51,8 @@ __all__ = [
 KUBERNETES_VERSION = "v1.36.3"
 ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
+CONTAINERD_VERSION = "v2.4.2"
+COREDNS_VERSION = "v1.15.0"
 
 # The kwok stages the local cluster uses, relative to kwok's module root.
 KWOK_STAGE_FILES = (
@@ -61,29 +70,97 @@ class BuildError(RuntimeError):
 
 @dataclass(frozen=True)
 class Component:
-    """A group of binaries built from one Go module at one version."""
+    """A group of binaries built from one Go module at one version.
+
+    ``packages`` maps each binary to the Go package it is built from; ``tags`` are Go build
+    tags. A component with ``local_source`` is built from a directory of this project
+    (its version is then a hash of that source, so an edit rebuilds it).
+    """
 
     name: str
     module: str
     version: str
-    binaries: tuple[str, ...]
+    packages: tuple[tuple[str, str], ...]
+    tags: tuple[str, ...] = ()
+    local_source: Path | None = None
+
+    @property
+    def binaries(self) -> tuple[str, ...]:
+        return tuple(binary for binary, _ in self.packages)
+
+    def package(self, binary: str) -> str:
+        return dict(self.packages)[binary]
 
     @property
     def cache_dir(self) -> Path:
         return cache_root() / f"{self.name}-{self.version}"
 
 
+def _kubernetes_command(name: str) -> tuple[str, str]:
+    return name, f"k8s.io/kubernetes/cmd/{name}"
+
+
 KUBERNETES = Component(
     "kubernetes",
     "k8s.io/kubernetes",
     KUBERNETES_VERSION,
-    ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
+    tuple(
+        _kubernetes_command(name)
+        for name in (
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kubectl",
+            "kubelet",
+            "kube-proxy",
+        )
+    ),
 )
-ETCD = Component("etcd", "go.etcd.io/etcd/server/v3", ETCD_VERSION, ("etcd",))
-KWOK = Component("kwok", "sigs.k8s.io/kwok", KWOK_VERSION, ("kwok",))
-COMPONENTS = (ETCD, KUBERNETES, KWOK)
-# Not part of the control plane: built on demand for the install tests (`helm template`).
-HELM = Component("helm", "helm.sh/helm/v4", "v4.3.1", ("helm",))
+ETCD = Component(
+    "etcd", "go.etcd.io/etcd/server/v3", ETCD_VERSION, (("etcd", "go.etcd.io/etcd/server/v3"),)
+)
+KWOK = Component("kwok", "sigs.k8s.io/kwok", KWOK_VERSION, (("kwok", "sigs.k8s.io/kwok/cmd/kwok"),))
+CONTAINERD = Component(
+    "containerd",
+    "github.com/containerd/containerd/v2",
+    CONTAINERD_VERSION,
+    tuple(
+        (name, f"github.com/containerd/containerd/v2/cmd/{name}")
+        for name in ("containerd", "containerd-shim-runc-v2", "ctr")
+    ),
+    # btrfs needs cgo headers; the real node's snapshotter is overlayfs.
+    tags=("no_btrfs",),
+)
+COREDNS = Component(
+    "coredns",
+    "github.com/coredns/coredns",
+    COREDNS_VERSION,
+    (("coredns", "github.com/coredns/coredns"),),
+)
+NETSERVER_SOURCE = Path(__file__).parent / "netserver"
+
+
+def _source_hash(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and path.suffix in (".go", ".mod"):
+            digest.update(path.relative_to(directory).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+NETSERVER = Component(
+    "netserver",
+    "devcluster/netserver",
+    _source_hash(NETSERVER_SOURCE) if NETSERVER_SOURCE.is_dir() else "missing",
+    (("netserver", "."),),
+    local_source=NETSERVER_SOURCE,
+)
+CONTROL_PLANE = (ETCD, KUBERNETES, KWOK)
+NODE = (CONTAINERD, COREDNS, NETSERVER)
+COMPONENTS = (*CONTROL_PLANE, *NODE)
+# Not part of the cluster: built on demand for the install tests (`helm template`).
+HELM = Component("helm", "helm.sh/helm/v4", "v4.3.1", (("helm", "helm.sh/helm/v4/cmd/helm"),))
 TOOLS = {"helm": HELM}
 BINARIES = tuple(binary for component in COMPONENTS for binary in component.binaries)
 
@@ -211,8 +288,11 @@ def _write_wrapper(component: Component, source: Path, progress: Progress) -> No
 
 
 def _build_component(component: Component, progress: Progress, missing: Iterable[str]) -> None:
-    source = cache_root() / "src" / f"{component.name}-{component.version}"
-    _write_wrapper(component, source, progress)
+    if component.local_source is not None:
+        source = component.local_source
+    else:
+        source = cache_root() / "src" / f"{component.name}-{component.version}"
+        _write_wrapper(component, source, progress)
     target = component.cache_dir
     target.mkdir(parents=True, exist_ok=True)
     ldflags = "-s -w"
@@ -228,23 +308,16 @@ def _build_component(component: Component, progress: Progress, missing: Iterable
             )
         )
     for binary in missing:
-        package = {
-            "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
-            "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
-            "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
-            "kubectl": "k8s.io/kubernetes/cmd/kubectl",
-            "etcd": "go.etcd.io/etcd/server/v3",
-            "kwok": "sigs.k8s.io/kwok/cmd/kwok",
-            "helm": "helm.sh/helm/v4/cmd/helm",
-        }[binary]
+        package = component.package(binary)
         started = time.monotonic()
         progress(
             f"  building {binary} {component.version} from {package} "
             "(cold: several minutes; cached afterwards)"
         )
         partial = target / f".{binary}.partial"
+        tags = ["-tags", ",".join(component.tags)] if component.tags else []
         _run_go(
-            ["build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(partial), package],
+            ["build", "-v", "-trimpath", *tags, "-ldflags", ldflags, "-o", str(partial), package],
             source,
             progress,
             binary,
@@ -311,14 +384,21 @@ def _missing(component: Component) -> list[str]:
     ]
 
 
-def ensure_binaries(progress: Progress = _default_progress) -> dict[str, Path]:
-    """Return a path for every binary, building what is neither provided nor cached."""
-    if any(_missing(c) for c in COMPONENTS):
+def ensure_binaries(
+    progress: Progress = _default_progress, *, real_node: bool = True
+) -> dict[str, Path]:
+    """Return a path for every binary, building what is neither provided nor cached.
+
+    Without ``real_node`` only the control plane's binaries (etcd, Kubernetes' control
+    plane, kwok) are needed; the real node's are neither looked for nor built.
+    """
+    components = COMPONENTS if real_node else CONTROL_PLANE
+    if any(_missing(c) for c in components):
         with _build_lock(progress):
-            _build_missing(progress)
+            _build_missing(components, progress)
     return {
         binary: _override(binary) or component.cache_dir / binary
-        for component in COMPONENTS
+        for component in components
         for binary in component.binaries
     }
 
@@ -336,8 +416,8 @@ def ensure_tool(name: str, progress: Progress = _default_progress) -> Path:
     return _override(name) or component.cache_dir / name
 
 
-def _build_missing(progress: Progress) -> None:
-    steps = [c for c in COMPONENTS if _missing(c)]  # re-read: a waited-for build may have done it
+def _build_missing(components: tuple[Component, ...], progress: Progress) -> None:
+    steps = [c for c in components if _missing(c)]  # re-read: a waited-for build may have done it
     for index, component in enumerate(steps, start=1):
         missing = _missing(component)
         progress(

@@ -6,6 +6,7 @@ lifetime of a throwaway cluster on 127.0.0.1.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["ClientIdentity", "Pki", "write_pki"]
+__all__ = ["ClientIdentity", "Pki", "ServingIdentity", "write_pki"]
 
 _VALIDITY = datetime.timedelta(days=30)
 
@@ -39,6 +40,7 @@ class Pki:
     sa_public: Path
     sa_private: Path
     clients: dict[str, tuple[Path, Path]]  # user -> (cert, key)
+    servers: dict[str, tuple[Path, Path]] = dataclasses.field(default_factory=dict)
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
@@ -109,8 +111,28 @@ def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
     return x509.Name(attributes)
 
 
-def write_pki(directory: Path, clients: list[ClientIdentity], service_ip: str) -> Pki:
-    """Write a CA, an apiserver serving pair, client pairs and the service-account keys."""
+@dataclass(frozen=True)
+class ServingIdentity:
+    """A serving certificate other than the apiserver's (a kubelet's): its names and IPs."""
+
+    stem: str
+    names: tuple[str, ...]
+    ips: tuple[str, ...]
+
+
+def write_pki(
+    directory: Path,
+    clients: list[ClientIdentity],
+    service_ip: str,
+    *,
+    apiserver_ips: tuple[str, ...] = (),
+    servers: tuple[ServingIdentity, ...] = (),
+) -> Pki:
+    """Write a CA, an apiserver serving pair, client pairs and the service-account keys.
+
+    ``apiserver_ips`` are extra addresses the apiserver serves on (the node IP a real
+    node's Pods reach it at); ``servers`` are more serving pairs signed by the same CA.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("exposedapp-devcluster-ca")
@@ -140,9 +162,22 @@ def write_pki(directory: Path, clients: list[ClientIdentity], service_ip: str) -
             "kubernetes.default.svc",
             "kubernetes.default.svc.cluster.local",
         ),
-        server_ips=("127.0.0.1", service_ip),
+        server_ips=("127.0.0.1", service_ip, *apiserver_ips),
     )
     serving_cert, serving_key_path = write_pair("apiserver", serving, serving_key)
+
+    server_paths: dict[str, tuple[Path, Path]] = {}
+    for server in servers:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _sign(
+            _name(server.stem),
+            key.public_key(),
+            ca_name,
+            ca_key,
+            server_names=server.names,
+            server_ips=server.ips,
+        )
+        server_paths[server.stem] = write_pair(server.stem, cert, key)
 
     client_paths: dict[str, tuple[Path, Path]] = {}
     for identity in clients:
@@ -169,4 +204,6 @@ def write_pki(directory: Path, clients: list[ClientIdentity], service_ip: str) -
             serialization.PublicFormat.SubjectPublicKeyInfo,
         )
     )
-    return Pki(ca_cert, serving_cert, serving_key_path, sa_public, sa_private, client_paths)
+    return Pki(
+        ca_cert, serving_cert, serving_key_path, sa_public, sa_private, client_paths, server_paths
+    )

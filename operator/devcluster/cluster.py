@@ -39,7 +39,9 @@ from .binaries import (
     ensure_binaries,
     kwok_stages_dir,
 )
-from .certs import ClientIdentity, write_pki
+from .certs import ClientIdentity, ServingIdentity, write_pki
+from .host import MARKER, HostError, HostSnapshot, ensure_host_packages, node_ip, restore, snapshot
+from .node import REAL_NODE_NAME, NodeError, NodeSetup, start_node
 
 __all__ = [
     "ClusterError",
@@ -65,7 +67,21 @@ KWOK_USER = ClientIdentity("devcluster-kwok", ("system:masters",))
 # from the tests' (and the benchmark counts them). RBAC-limited identities come from
 # ServiceAccount tokens instead.
 OPERATOR = ClientIdentity("devcluster-operator", ("system:masters",))
-PROCESS_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+KUBELET = ClientIdentity(f"system:node:{REAL_NODE_NAME}", ("system:nodes",))
+KUBE_PROXY = ClientIdentity("system:kube-proxy")
+# The apiserver's identity towards kubelets (logs, exec, port-forward), bound to the
+# built-in system:kubelet-api-admin role once the apiserver is up.
+APISERVER_KUBELET_CLIENT = ClientIdentity("devcluster:apiserver-kubelet-client")
+PROCESS_ORDER = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "containerd",
+    "kubelet",
+    "kube-proxy",
+)
 
 Progress = Callable[[str], None]
 
@@ -92,6 +108,8 @@ class ClusterState:
     nodes: list[str] = field(default_factory=list)
     commands: dict[str, list[str]] = field(default_factory=dict)  # to restart a piece
     environments: dict[str, dict[str, str]] = field(default_factory=dict)
+    real_node: str = ""  # the real node's name, "" without one
+    node_ip: str = ""
 
 
 def _say(message: str) -> None:
@@ -348,14 +366,49 @@ def _node(name: str) -> dict[str, Any]:
     }
 
 
+def real_node_wanted(real_node: bool | None = None) -> bool:
+    """Whether to start the real node: yes unless DEVCLUSTER_REAL_NODE=0; never off in CI."""
+    if real_node is None:
+        real_node = os.environ.get("DEVCLUSTER_REAL_NODE", "1").lower() not in ("0", "false", "no")
+    if not real_node and os.environ.get("CI", "").lower() == "true":
+        raise ClusterError(
+            "DEVCLUSTER_REAL_NODE=0 is refused in CI: the real-traffic tests must run there"
+        )
+    return real_node
+
+
+def _prepare_host(run_dir: Path, progress: Progress) -> str:
+    """Check and install what the real node needs; clean up after a killed run; snapshot."""
+    ensure_host_packages(progress)
+    previous = HostSnapshot.load()
+    if previous is not None:
+        state = read_state(Path(previous.run_dir)) if previous.run_dir else None
+        if state is not None and any(_alive(pid) for pid in state.pids.values()):
+            raise ClusterError(
+                f"a real node is already running from {previous.run_dir}; one machine runs one "
+                "real node: stop it with `devcluster down` (or start with DEVCLUSTER_REAL_NODE=0)"
+            )
+        progress(f"cleaning up after a real node that was not stopped ({previous.run_dir})")
+        left = restore(previous, progress)
+        if left:
+            raise ClusterError("could not undo a previous real node's changes: " + "; ".join(left))
+    snapshot(run_dir).save()
+    return node_ip()
+
+
 def up(
     run_dir: Path | None = None,
     *,
     attached: bool = False,
     nodes: int = 3,
+    real_node: bool | None = None,
     progress: Progress = _say,
 ) -> ClusterState:
-    """Start the control plane and return its state once every piece is ready."""
+    """Start the control plane (and the real node) and return its state once all is ready.
+
+    ``real_node`` None reads DEVCLUSTER_REAL_NODE (default on). Raises ClusterError naming
+    the piece that failed, BuildError when a binary cannot be had.
+    """
     run_dir = (run_dir or default_run_dir()).resolve()
     existing = read_state(run_dir)
     if existing and any(_alive(pid) for pid in existing.pids.values()):
@@ -363,13 +416,18 @@ def up(
             f"a control plane is already running from {run_dir} "
             f"(pids {sorted(existing.pids.values())}); `devcluster down` stops it"
         )
+    with_node = real_node_wanted(real_node)
     overall = time.monotonic()
-    binaries = ensure_binaries(progress)
+    binaries = ensure_binaries(progress, real_node=with_node)
     stages = kwok_stages_dir(progress)
-    for stale in ("etcd-data", "pki", "kwok-home"):
+    for stale in ("etcd-data", "pki", "kwok-home", "node"):
         if (run_dir / stale).exists():
             subprocess.run(["rm", "-rf", str(run_dir / stale)], check=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        address = _prepare_host(run_dir, progress) if with_node else ""
+    except HostError as error:
+        raise ClusterError(f"the real node cannot run on this machine: {error}") from error
 
     ports = {
         name: _free_port()
@@ -380,6 +438,11 @@ def up(
             "kube-controller-manager",
             "kube-scheduler",
             "kwok",
+            *(
+                ("kubelet", "kubelet-healthz", "kube-proxy-healthz", "kube-proxy-metrics")
+                if with_node
+                else ()
+            ),
         )
     }
     server = f"https://127.0.0.1:{ports['kube-apiserver']}"
@@ -391,12 +454,29 @@ def up(
         ports=ports,
         versions={"kubernetes": KUBERNETES_VERSION, "etcd": ETCD_VERSION, "kwok": KWOK_VERSION},
         binaries={name: str(path) for name, path in binaries.items()},
+        real_node=REAL_NODE_NAME if with_node else "",
+        node_ip=address,
     )
+    identities = [ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK_USER, OPERATOR]
+    if with_node:
+        identities += [KUBELET, KUBE_PROXY, APISERVER_KUBELET_CLIENT]
     pki = write_pki(
-        run_dir / "pki", [ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK_USER, OPERATOR], SERVICE_IP
+        run_dir / "pki",
+        identities,
+        SERVICE_IP,
+        apiserver_ips=(address,) if with_node else (),
+        servers=(
+            (
+                ServingIdentity(
+                    "kubelet-serving", (REAL_NODE_NAME, "localhost"), (address, "127.0.0.1")
+                ),
+            )
+            if with_node
+            else ()
+        ),
     )
     kubeconfigs = {}
-    for identity in (ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK_USER, OPERATOR):
+    for identity in identities:
         cert, key = pki.clients[identity.user]
         path = run_dir / (
             "kubeconfig" if identity is ADMIN else f"{identity.user.split(':')[-1]}.kubeconfig"
@@ -413,7 +493,9 @@ def up(
 
     launcher = _Launcher(run_dir, state, attached)
     try:
-        _start_all(launcher, binaries, ports, pki, kubeconfigs, run_dir, stage_config, progress)
+        _start_all(
+            launcher, binaries, ports, pki, kubeconfigs, run_dir, stage_config, address, progress
+        )
         admin_cert, admin_key = pki.clients[ADMIN.user]
         api = RawApi(server, pki.ca_cert, admin_cert, admin_key)
         started = time.monotonic()
@@ -430,16 +512,60 @@ def up(
             timeout=120,
         )
         state.timings["nodes-ready"] = round(time.monotonic() - started, 2)
-    except BaseException:
+        if with_node:
+            _bind_apiserver_kubelet_client(api)
+            setup = NodeSetup(
+                run_dir=run_dir / "node",
+                node_ip=address,
+                ca_cert=pki.ca_cert,
+                kubelet_kubeconfig=kubeconfigs[KUBELET.user],
+                kube_proxy_kubeconfig=kubeconfigs[KUBE_PROXY.user],
+                kubelet_serving=pki.servers["kubelet-serving"],
+                ports=ports,
+            )
+            started = time.monotonic()
+            node_timings = start_node(launcher, setup, binaries, api, progress)
+            state.timings.update({f"node-{k}": v for k, v in node_timings.items()})
+            state.timings["real-node"] = round(time.monotonic() - started, 2)
+            state.nodes.append(REAL_NODE_NAME)
+    except BaseException as error:
         _stop(state, progress)
+        if isinstance(error, NodeError):
+            raise ClusterError(str(error)) from error
         raise
     state.timings["total"] = round(time.monotonic() - overall, 2)
     _write_state(state)
     progress(
-        f"control plane ready in {state.timings['total']:.1f}s at {server}; "
-        f"export KUBECONFIG={state.kubeconfig}"
+        f"cluster ready in {state.timings['total']:.1f}s at {server}"
+        + (f" with the real node {REAL_NODE_NAME} ({address})" if with_node else "")
+        + f"; export KUBECONFIG={state.kubeconfig}"
     )
     return state
+
+
+def _bind_apiserver_kubelet_client(api: RawApi) -> None:
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "devcluster:apiserver-kubelet-client"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "system:kubelet-api-admin",
+        },
+        "subjects": [
+            {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "User",
+                "name": APISERVER_KUBELET_CLIENT.user,
+            }
+        ],
+    }
+    code, body = api.request(
+        "POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding
+    )
+    if code not in (201, 409):
+        raise ClusterError(f"could not bind the apiserver's kubelet client: HTTP {code}: {body}")
 
 
 def _start_all(
@@ -450,6 +576,7 @@ def _start_all(
     kubeconfigs: dict[str, Path],
     run_dir: Path,
     stage_config: Path,
+    address: str,
     progress: Progress,
 ) -> None:
     etcd_url = f"http://127.0.0.1:{ports['etcd']}"
@@ -481,8 +608,7 @@ def _start_all(
         [
             str(binaries["kube-apiserver"]),
             f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            *_apiserver_address_flags(address, pki),
             f"--secure-port={apiserver_port}",
             f"--tls-cert-file={pki.serving_cert}",
             f"--tls-private-key-file={pki.serving_key}",
@@ -493,6 +619,8 @@ def _start_all(
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC",
             "--allow-privileged=true",
+            # Namespaces can send their Pods to the real node (node.py) by annotation.
+            "--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction",
             f"--cert-dir={run_dir / 'pki'}",
             f"--audit-policy-file={run_dir / 'audit-policy.yaml'}",
             f"--audit-log-path={run_dir / 'audit.log'}",
@@ -563,7 +691,8 @@ def _start_all(
             str(binaries["kwok"]),
             f"--kubeconfig={kubeconfigs[KWOK_USER.user]}",
             f"--config={stage_config}",
-            "--manage-all-nodes=true",
+            # Only the fake nodes: the real node has a kubelet of its own.
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             f"--cidr={POD_CIDR}",
             "--node-ip=10.0.0.1",
             "--node-lease-duration-seconds=40",
@@ -571,6 +700,24 @@ def _start_all(
         ],
         env={"HOME": str(kwok_home)},
     )
+
+
+def _apiserver_address_flags(address: str, pki: Any) -> list[str]:
+    if not address:
+        return ["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"]
+    cert, key = pki.clients[APISERVER_KUBELET_CLIENT.user]
+    return [
+        # Real Pods reach the apiserver through the `kubernetes` Service, whose endpoint is
+        # the advertised address; a loopback one gets no endpoint. Clients on the machine
+        # keep using 127.0.0.1.
+        "--bind-address=0.0.0.0",
+        f"--advertise-address={address}",
+        # logs, exec and port-forward: dial the kubelet by address, as a known client.
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-client-certificate={cert}",
+        f"--kubelet-client-key={key}",
+        f"--kubelet-certificate-authority={pki.ca_cert}",
+    ]
 
 
 def _nodes_ready(api: RawApi, names: list[str]) -> bool:
@@ -613,7 +760,22 @@ def _stop(state: ClusterState, progress: Progress, timeout: float = 15) -> list[
             killed.append(name)
         if child is not None:
             child.wait()
+    if state.real_node:
+        _restore_host(state, progress)
     return killed
+
+
+def _restore_host(state: ClusterState, progress: Progress) -> None:
+    """Undo the real node's changes to the machine; ClusterError names what could not be."""
+    before = HostSnapshot.load()
+    if before is None or Path(before.run_dir) != Path(state.run_dir):
+        return
+    left = restore(before, progress)
+    if left:
+        raise ClusterError(
+            "the real node's changes to this machine could not all be undone: " + "; ".join(left)
+        )
+    MARKER.unlink(missing_ok=True)
 
 
 def _readiness(state: ClusterState, name: str) -> Callable[[], bool]:

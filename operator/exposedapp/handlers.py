@@ -29,6 +29,7 @@ from . import metrics
 from .apply import ApiClient
 from .kopf_fixes import paged_listing_is_safe, shed_after_indexing
 from .labels import APP_LABEL, FIELD_MANAGER, GROUP, PLURAL, VERSION
+from .podhealth import trim_pod_status
 from .reconcile import AppKey, Observed, Reconciler
 from .workqueue import Outcome, WorkQueue
 
@@ -127,20 +128,10 @@ def _trim_pod(body: kopf.Body) -> dict[str, Any]:
         )
     }
     spec = body.get("spec") or {}
-    status = body.get("status") or {}
-    # Of the status, plan.observe_pod reads the phase, the reason and the Ready condition.
-    ready = [
-        {k: c.get(k) for k in ("type", "status", "lastTransitionTime")}
-        for c in status.get("conditions") or []
-        if c.get("type") == "Ready"
-    ]
     return {
         "metadata": metadata,
         "spec": {"nodeName": spec.get("nodeName")},
-        "status": {
-            **{k: status[k] for k in ("phase", "reason") if k in status},
-            "conditions": ready,
-        },
+        "status": trim_pod_status(body.get("status") or {}),
     }
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from .desired import DesiredState
 from .labels import TEMPLATE_ANNOTATION, TEMPLATE_HASH_LABEL
+from .podhealth import PodProblem, pod_problems
 
 __all__ = [
     "Action",
@@ -78,6 +79,7 @@ class ObservedPod:
     created: datetime.datetime
     deleting: bool
     reason: str = ""
+    problems: tuple[PodProblem, ...] = ()  # why it does not run or serve (podhealth)
 
     @property
     def finished(self) -> bool:
@@ -119,6 +121,7 @@ def observe_pod(pod: Mapping[str, Any]) -> ObservedPod:
         or datetime.datetime.min.replace(tzinfo=datetime.UTC),
         deleting=bool(metadata.get("deletionTimestamp")),
         reason=status.get("reason") or "",
+        problems=pod_problems(pod),
     )
 
 

@@ -34,6 +34,7 @@ from .labels import APP_LABEL, UID_LABEL
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .model import SpecError, parse_spec, validate_name
 from .plan import Action, Plan, ServiceConflict, observe_pod, plan
+from .podhealth import explain
 from .status import (
     Problem,
     decide_status_write,
@@ -86,6 +87,8 @@ class _Memory:
     expectations: _Expectations = field(default_factory=_Expectations)
     problem_events: tuple[str, ...] = ()
     problem_runs: int = 0
+    # Causes (reason, container) of Pods not running that an event has told already.
+    pod_causes: frozenset[tuple[str, str]] = frozenset()
     foreign_names: set[str] = field(default_factory=set)
     # The Service as we last wrote it, and the resourceVersion we saw before writing: until
     # the watch delivers our write, the index still shows that older version.
@@ -461,7 +464,26 @@ class Reconciler:
                 await self._event(ref, "Warning", problem.reason, problem.message)
                 logger.warning("Degraded %s/%s: %s", ref.namespace, ref.name, problem.message)
         memory.problem_events = signature
+        await self._tell_pod_problems(ref, pods, memory)
         return written
+
+    async def _tell_pod_problems(self, ref: AppRef, pods: list[Any], memory: _Memory) -> None:
+        """One Warning event per new cause of Pods not running (the kubelet's reason)."""
+        now = self.clock()
+        current = [
+            problem
+            for pod in pods
+            if not pod.ready and not pod.deleting
+            for problem in pod.problems
+            if explain([problem], now) is not None
+        ]
+        causes = frozenset(problem.cause for problem in current)
+        for cause in sorted(causes - memory.pod_causes):
+            first = [p for p in current if p.cause == cause]
+            why = explain(first, now)
+            assert why is not None
+            await self._event(ref, "Warning", *why)
+        memory.pod_causes = causes
 
     async def _event(self, ref: AppRef, kind: str, reason: str, message: str) -> None:
         """Post an event in the background: events are for people, never on the hot path."""

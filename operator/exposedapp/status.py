@@ -17,6 +17,7 @@ from typing import Any
 from .desired import DesiredState
 from .labels import selector_string
 from .plan import ObservedPod
+from .podhealth import explain
 
 __all__ = [
     "Problem",
@@ -176,6 +177,10 @@ def summarise(
         ready_condition = (False, problems[0].reason, problems[0].message)
     elif replicas == 0 and not live:
         ready_condition = (True, "ScaledToZero", "replicas is 0; the Service has no endpoints")
+    elif (progressing[0] != "Complete" or not_serving) and (
+        why := explain([problem for p in live if not p.ready for problem in p.problems], now)
+    ):
+        ready_condition = (False, *why)
     elif progressing[0] != "Complete":
         ready_condition = (False, progressing[0], progressing[1])
     elif desired.service is not None and service is None:

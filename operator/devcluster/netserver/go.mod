@@ -1,0 +1,3 @@
+module devcluster/netserver
+
+go 1.26.0
