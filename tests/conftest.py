@@ -13,6 +13,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if E2E_DIR in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.e2e)
+    # Tests that stop the session's cluster run after every other test.
+    items.sort(key=lambda item: item.get_closest_marker("stops_cluster") is not None)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

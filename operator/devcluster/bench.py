@@ -645,7 +645,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     run_dir = ROOT / ".run" / "bench"
-    state = up(run_dir, attached=True, nodes=nodes_for(sizes, args.repeat, args.replicas))
+    # The benchmark times the controllers on kwok's fake nodes: no real node.
+    state = up(
+        run_dir, attached=True, nodes=nodes_for(sizes, args.repeat, args.replicas), real_node=False
+    )
     audit = Path(state.run_dir) / "audit.log"
     api = Api(state)
     subprocess.run(

@@ -1,7 +1,8 @@
 """`devcluster`: a real local Kubernetes control plane for the demo, the tests and the benchmark.
 
 devcluster build     build (or find) the binaries; a second run builds nothing
-devcluster up        start etcd, kube-apiserver, controller-manager, scheduler, kwok
+devcluster up        start etcd, kube-apiserver, controller-manager, scheduler, kwok, and the
+                     real node (containerd, kubelet, kube-proxy, CoreDNS); needs root
 devcluster status    what runs, and whether the apiserver answers
 devcluster env       print the KUBECONFIG export for a shell: eval "$(devcluster env)"
 devcluster down      stop every process and free every port
@@ -16,7 +17,15 @@ import time
 from pathlib import Path
 
 from .binaries import BuildError, ensure_binaries, ensure_tool, kwok_stages_dir
-from .cluster import ClusterError, default_run_dir, down, read_state, status, up
+from .cluster import (
+    ClusterError,
+    default_run_dir,
+    down,
+    read_state,
+    real_node_wanted,
+    status,
+    up,
+)
 
 __all__ = ["main"]
 
@@ -43,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     start = commands.add_parser("up", help="start the control plane (detached)")
     start.add_argument("--nodes", type=int, default=3, help="fake kwok nodes (default 3)")
+    start.add_argument(
+        "--no-real-node",
+        dest="real_node",
+        action="store_false",
+        default=None,
+        help="only fake nodes: no kubelet, no real containers (also DEVCLUSTER_REAL_NODE=0; "
+        "refused in CI)",
+    )
     commands.add_parser("status", help="print the state as JSON")
     commands.add_parser("env", help="print `export KUBECONFIG=...`")
     commands.add_parser("down", help="stop the control plane")
@@ -51,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             started = time.monotonic()
-            binaries = ensure_binaries()
+            binaries = ensure_binaries(real_node=real_node_wanted())
             kwok_stages_dir()
             for tool in args.tool:
                 binaries[tool] = ensure_tool(tool)
@@ -59,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: {path}")
             print(f"ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
         elif args.command == "up":
-            state = up(run_dir, nodes=args.nodes)
+            state = up(run_dir, nodes=args.nodes, real_node=args.real_node)
             print(f"export KUBECONFIG={state.kubeconfig}")
         elif args.command == "status":
             report = status(run_dir)

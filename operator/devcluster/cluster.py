@@ -50,6 +50,7 @@ __all__ = [
     "default_run_dir",
     "down",
     "read_state",
+    "real_node_wanted",
     "start_piece",
     "status",
     "stop_piece",
@@ -72,6 +73,7 @@ KUBE_PROXY = ClientIdentity("system:kube-proxy")
 # The apiserver's identity towards kubelets (logs, exec, port-forward), bound to the
 # built-in system:kubelet-api-admin role once the apiserver is up.
 APISERVER_KUBELET_CLIENT = ClientIdentity("devcluster:apiserver-kubelet-client")
+NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy")
 PROCESS_ORDER = (
     "etcd",
     "kube-apiserver",
@@ -740,29 +742,45 @@ def _default_service_account(api: RawApi) -> bool:
 
 
 def _stop(state: ClusterState, progress: Progress, timeout: float = 15) -> list[str]:
-    """Stop every process (reverse start order); return the names that had to be killed."""
+    """Stop every process (reverse start order); return the names that had to be killed.
+
+    The real node goes first, its containers included: a Pod still watching the apiserver
+    (CoreDNS) would hold its shutdown for the whole timeout.
+    """
     killed = []
-    for name in reversed(PROCESS_ORDER):
-        pid = state.pids.get(name)
-        if pid is None or not _alive(pid):
-            continue
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        child = _CHILDREN.pop(pid, None)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            if child is not None:
-                child.poll()
-            time.sleep(0.1)
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+    node_first = [n for n in reversed(PROCESS_ORDER) if n in NODE_PROCESSES]
+    rest = [n for n in reversed(PROCESS_ORDER) if n not in NODE_PROCESSES]
+    for name in node_first:
+        if not _stop_process(state, name, timeout):
             killed.append(name)
-        if child is not None:
-            child.wait()
     if state.real_node:
         _restore_host(state, progress)
+    for name in rest:
+        if not _stop_process(state, name, timeout):
+            killed.append(name)
     return killed
+
+
+def _stop_process(state: ClusterState, name: str, timeout: float) -> bool:
+    """SIGTERM the process group, SIGKILL after timeout; False if it had to be killed."""
+    pid = state.pids.get(name)
+    if pid is None or not _alive(pid):
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    child = _CHILDREN.pop(pid, None)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        if child is not None:
+            child.poll()
+        time.sleep(0.1)
+    graceful = not _alive(pid)
+    if not graceful:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    if child is not None:
+        child.wait()
+    return graceful
 
 
 def _restore_host(state: ClusterState, progress: Progress) -> None:

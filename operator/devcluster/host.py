@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -250,7 +251,7 @@ def _remove_rule_references(command: str, table: str, chain: str) -> None:
     listing = _run(command, "-w", "-t", table, "-S").stdout.splitlines()
     for line in listing:
         if line.startswith("-A ") and re.search(rf"(-j|-g) {re.escape(chain)}(\s|$)", line):
-            _run(command, "-w", "-t", table, "-D", *line.split()[1:])
+            _run(command, "-w", "-t", table, "-D", *shlex.split(line)[1:])
 
 
 def _remove_new_chains(before: HostSnapshot) -> None:

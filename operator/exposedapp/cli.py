@@ -26,14 +26,14 @@ RENDER_UID = "00000000-0000-0000-0000-000000000000"
 
 
 def _documents(path: str) -> Iterator[dict[str, Any]]:
+    """The ExposedApps in a file of YAML documents (other kinds, such as a sample's
+    ConfigMap, are not the operator's to render)."""
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
     for document in yaml.safe_load_all(text):
         if not document:
             continue
-        if document.get("kind") == "List":
-            yield from document.get("items") or []
-        else:
-            yield document
+        items = document.get("items") or [] if document.get("kind") == "List" else [document]
+        yield from (item for item in items if item.get("kind", "ExposedApp") == "ExposedApp")
 
 
 def render(

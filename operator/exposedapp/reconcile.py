@@ -87,7 +87,8 @@ class _Memory:
     expectations: _Expectations = field(default_factory=_Expectations)
     problem_events: tuple[str, ...] = ()
     problem_runs: int = 0
-    # Causes (reason, container) of Pods not running that an event has told already.
+    # Causes (reason, container) of Pods not running that an event has told already,
+    # forgotten once every Pod serves again.
     pod_causes: frozenset[tuple[str, str]] = frozenset()
     foreign_names: set[str] = field(default_factory=set)
     # The Service as we last wrote it, and the resourceVersion we saw before writing: until
@@ -479,11 +480,14 @@ class Reconciler:
         ]
         causes = frozenset(problem.cause for problem in current)
         for cause in sorted(causes - memory.pod_causes):
-            first = [p for p in current if p.cause == cause]
-            why = explain(first, now)
+            why = explain([p for p in current if p.cause == cause], now)
             assert why is not None
             await self._event(ref, "Warning", *why)
-        memory.pod_causes = causes
+        live = [pod for pod in pods if not pod.deleting]
+        # A crash loop alternates causes (Error, CrashLoopBackOff): each is told once,
+        # until every Pod serves again.
+        healthy = bool(live) and all(pod.ready for pod in live)
+        memory.pod_causes = frozenset() if healthy else memory.pod_causes | causes
 
     async def _event(self, ref: AppRef, kind: str, reason: str, message: str) -> None:
         """Post an event in the background: events are for people, never on the hot path."""

@@ -17,6 +17,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,34 @@ def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterato
     )
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+@dataclass(frozen=True)
+class RealNode:
+    name: str
+    address: str  # the node's InternalIP: NodePorts answer there and on 127.0.0.1
+
+
+@pytest.fixture(scope="session")
+def real_node(cluster: ClusterHandle) -> RealNode:
+    """The local cluster's real node (kubelet, containerd, kube-proxy, CoreDNS).
+
+    Only an explicit opt-out (DEVCLUSTER_REAL_NODE=0, which CI refuses) or a cluster that
+    is not the local one skips the real-traffic tests; anything else without a real node
+    is a failure.
+    """
+    from devcluster.cluster import read_state
+
+    if not cluster.local:
+        pytest.skip("the real-traffic tests run on the local cluster's real node and images")
+    state = read_state(cluster.run_dir)
+    if state is None:
+        pytest.fail(f"no cluster state in {cluster.run_dir}")
+    if not state.real_node:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI runs without a real node; the real-traffic tests must run there")
+        pytest.skip("DEVCLUSTER_REAL_NODE=0: this run has no real node")
+    return RealNode(state.real_node, state.node_ip)
 
 
 def pods_of(core: client.CoreV1Api, namespace: str, selector: str) -> list[Any]:

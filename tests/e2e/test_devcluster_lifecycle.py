@@ -20,7 +20,7 @@ STARTER = textwrap.dedent(
     """
     import json, sys, time
     from devcluster.cluster import up
-    state = up(__import__("pathlib").Path(sys.argv[1]), attached=True, nodes=1)
+    state = up(__import__("pathlib").Path(sys.argv[1]), attached=True, nodes=1, real_node=False)
     print(json.dumps({"pids": state.pids, "ports": state.ports}), flush=True)
     time.sleep(600)
     """
@@ -78,7 +78,7 @@ def test_a_process_dying_at_start_up_is_named_with_its_log(
     broken.chmod(0o755)
     monkeypatch.setenv("TEST_ASSET_ETCD", str(broken))
     with pytest.raises(ClusterError) as error:
-        up(tmp_path / "run", attached=True, nodes=1, progress=lambda _: None)
+        up(tmp_path / "run", attached=True, nodes=1, real_node=False, progress=lambda _: None)
     message = str(error.value)
     assert "etcd exited with code 1 during start-up" in message
     assert "A port it needs is taken by another process" in message

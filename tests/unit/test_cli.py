@@ -16,7 +16,8 @@ def test_render_prints_the_pods_and_service(capsys: pytest.CaptureFixture[str]) 
     assert main(["render", "-f", str(SAMPLES / "multi-container.yaml")]) == 0
     objects = list(yaml.safe_load_all(capsys.readouterr().out))
     kinds = [o["kind"] for o in objects]
-    replicas = yaml.safe_load((SAMPLES / "multi-container.yaml").read_text())["spec"]["replicas"]
+    documents = yaml.safe_load_all((SAMPLES / "multi-container.yaml").read_text())
+    replicas = next(d for d in documents if d["kind"] == "ExposedApp")["spec"]["replicas"]
     assert kinds == ["Pod"] * replicas + ["Service"]
     service = objects[-1]
     container_ports = {

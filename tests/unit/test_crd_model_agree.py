@@ -249,9 +249,13 @@ def test_status_conditions_have_the_metav1_shape() -> None:
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
 def test_each_sample_parses(sample: Path) -> None:
-    body = yaml.safe_load(sample.read_text())
-    assert (body["apiVersion"], body["kind"]) == ("exposedapp.dev/v1alpha1", "ExposedApp")
-    model.parse_spec(body)
+    documents = list(yaml.safe_load_all(sample.read_text()))
+    apps = [d for d in documents if d["kind"] == "ExposedApp"]
+    assert len(apps) == 1
+    assert apps[0]["apiVersion"] == "exposedapp.dev/v1alpha1"
+    model.parse_spec(apps[0])
+    # Anything else a sample carries is what the app mounts (a ConfigMap), nothing more.
+    assert {d["kind"] for d in documents if d is not apps[0]} <= {"ConfigMap"}
 
 
 def test_the_samples_are_the_five_promised() -> None:
