@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         dest="real_node",
         action="store_false",
         default=None,
-        help="only fake nodes: no kubelet, no real containers (also DEVCLUSTER_REAL_NODE=0; "
-        "refused in CI)",
+        help="only fake nodes: no kubelet, no real containers (DEVCLUSTER_REAL_NODE=0 does "
+        "the same, except in CI, which refuses it)",
     )
     commands.add_parser("status", help="print the state as JSON")
     commands.add_parser("env", help="print `export KUBECONFIG=...`")

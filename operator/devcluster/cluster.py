@@ -369,14 +369,20 @@ def _node(name: str) -> dict[str, Any]:
 
 
 def real_node_wanted(real_node: bool | None = None) -> bool:
-    """Whether to start the real node: yes unless DEVCLUSTER_REAL_NODE=0; never off in CI."""
-    if real_node is None:
-        real_node = os.environ.get("DEVCLUSTER_REAL_NODE", "1").lower() not in ("0", "false", "no")
-    if not real_node and os.environ.get("CI", "").lower() == "true":
+    """Whether to start the real node.
+
+    An explicit ``real_node`` is obeyed (a second, node-less cluster next to the tests' own,
+    the benchmark on fake nodes). None reads DEVCLUSTER_REAL_NODE (default on); that
+    opt-out is refused in CI, where the real-traffic tests must run.
+    """
+    if real_node is not None:
+        return real_node
+    wanted = os.environ.get("DEVCLUSTER_REAL_NODE", "1").lower() not in ("0", "false", "no")
+    if not wanted and os.environ.get("CI", "").lower() == "true":
         raise ClusterError(
             "DEVCLUSTER_REAL_NODE=0 is refused in CI: the real-traffic tests must run there"
         )
-    return real_node
+    return wanted
 
 
 def _prepare_host(run_dir: Path, progress: Progress) -> str:

@@ -192,11 +192,17 @@ def differences(before: HostSnapshot, after: HostSnapshot) -> list[str]:
     for name, value in before.sysctls.items():
         if after.sysctls.get(name) != value:
             found.append(f"sysctl {name}: {value} -> {after.sysctls.get(name)}")
-    for kind in ("links", "mounts", "chains", "cgroups", "processes"):
+    for kind, label in (
+        ("links", "interface"),
+        ("mounts", "mount"),
+        ("chains", "chain"),
+        ("cgroups", "cgroup"),
+        ("processes", "process"),
+    ):
         old, new = set(getattr(before, kind)), set(getattr(after, kind))
         if kind == "processes":  # compare names: a pid of a process we did not start may go
             old, new = {p.split(" ", 1)[1] for p in old}, {p.split(" ", 1)[1] for p in new}
-        found += [f"{kind[:-1]} left behind: {item}" for item in sorted(new - old)]
+        found += [f"{label} left behind: {item}" for item in sorted(new - old)]
     for path, entries in before.paths.items():
         now = after.paths.get(path)
         if entries is None and now is not None:
