@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_DIR ?= .run
 export DEVCLUSTER_RUN_DIR ?= $(abspath $(RUN_DIR)/devcluster)
 
-.PHONY: help venv lint unit e2e test faults demo crd bench cluster-build cluster-up cluster-down cluster-status clean
+.PHONY: help venv lint unit e2e test faults demo crd bench bench-node cluster-build cluster-up cluster-down cluster-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -62,6 +62,9 @@ clean:  ## remove the venv and run directories (the binary cache stays)
 crd: venv  ## regenerate crds/ from operator/exposedapp/crd.py and its copies in deploy/ (unit tests fail if stale)
 	$(BIN)/python -m exposedapp.crd > crds/exposedapp.dev_exposedapps.yaml
 	$(BIN)/python deploy/sync_copies.py
+
+bench-node: venv cluster-build  ## the real node's figures: start-up, Pod start latency, memory, CPU
+	$(BIN)/python -m devcluster.nodebench
 
 BENCH_ARGS ?= --sizes 10,100,500 --replicas 2 --ports 2 --repeat 2
 bench: venv cluster-build  ## side-by-side benchmark vs Deployments (results in bench-results/)
