@@ -401,10 +401,12 @@ def node_ip() -> str:
     configured = os.environ.get("DEVCLUSTER_NODE_IP")
     if configured:
         return configured
-    route = _run("ip", "-4", "route", "get", "192.0.2.255").stdout
-    match = re.search(r"\bsrc (\d+\.\d+\.\d+\.\d+)", route)
-    if match and not match[1].startswith("127."):
-        return match[1]
+    default = re.search(r"\bdev (\S+)", _run("ip", "-4", "route", "show", "default").stdout)
+    if default:
+        on_device = _run("ip", "-4", "-o", "addr", "show", "dev", default[1], "scope", "global")
+        match = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", on_device.stdout)
+        if match:
+            return match[1]
     addresses = _run("ip", "-4", "-o", "addr", "show", "scope", "global").stdout
     match = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", addresses)
     if match:

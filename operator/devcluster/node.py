@@ -19,6 +19,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,8 +259,6 @@ def _socket_ready(path: Path) -> bool:
 
 
 def _http_ok(url: str) -> bool:
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
             return bool(response.status == 200)
