@@ -31,6 +31,7 @@ __all__ = [
     "ApplyResult",
     "TransientError",
     "execute",
+    "is_transient",
     "merge_patch",
     "owned_keys",
 ]
@@ -91,7 +92,11 @@ def _problem(answer: Answer, what: str) -> Problem:
     return Problem("Refused", message)
 
 
-def _is_transient(answer: Answer) -> bool:
+def is_transient(answer: Answer) -> bool:
+    """Worth retrying as it is: a conflict, throttling, a server error, no answer at all.
+
+    Anything else (400, 403, 404, 422) is a refusal that the same request will meet again.
+    """
     return answer.code in (409, 429) or answer.code >= 500 or answer.code == 0
 
 
@@ -335,7 +340,7 @@ async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResu
             elif existing.ok and _labels(existing.body).get(APP_LABEL) != app.name:
                 result.hidden_names.append(action.name)
             return
-        elif _is_transient(answer):
+        elif is_transient(answer):
             raise TransientError(f"creating Pod {action.name}: {answer.code} {answer.message}")
         else:
             result.problems.append(_problem(answer, f"creating Pod {action.name}"))
@@ -348,7 +353,7 @@ async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResu
             result.deleted_pods.append(action.name)
         elif answer.code in (404, 409):  # already gone, or a successor with that name
             return
-        elif _is_transient(answer):
+        elif is_transient(answer):
             raise TransientError(f"deleting Pod {action.name}: {answer.code} {answer.message}")
         else:
             result.problems.append(_problem(answer, f"deleting Pod {action.name}"))
@@ -360,14 +365,14 @@ async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResu
                 client.delete, "services", app.namespace, action.name, action.uid
             )
             if not gone.ok and gone.code != 404:
-                if _is_transient(gone):
+                if is_transient(gone):
                     raise TransientError(f"deleting Service {action.name}: {gone.message}")
                 result.problems.append(_problem(gone, f"deleting Service {action.name}"))
                 return
         answer = await asyncio.to_thread(client.apply_service, action.body)
         if answer.ok:
             result.service = answer.body
-        elif _is_transient(answer):
+        elif is_transient(answer):
             raise TransientError(f"applying Service {action.name}: {answer.code} {answer.message}")
         else:
             result.problems.append(_problem(answer, f"applying Service {action.name}"))

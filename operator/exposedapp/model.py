@@ -51,6 +51,7 @@ __all__ = [
     "UpdateStrategyType",
     "Volume",
     "VolumeMount",
+    "check_status",
     "exposed_ports",
     "freeze",
     "parse_spec",
@@ -391,6 +392,15 @@ def _service_port(port: Mapping[str, Any]) -> int:
 
 
 # --- the schema walk -----------------------------------------------------------------
+
+
+def check_status(status: Mapping[str, Any]) -> None:
+    """Raise SpecError naming the field if ``status`` does not fit the CRD's status schema.
+
+    The same walk as the spec's: what the apiserver would refuse is refused here first.
+    """
+    _conform(status, crd.STATUS_SCHEMA, "status")
+
 
 _KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "object": ("an object", lambda v: isinstance(v, Mapping)),

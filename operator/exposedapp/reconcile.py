@@ -25,6 +25,7 @@ from .apply import (
     TransientError,
     check_service_owner,
     execute,
+    is_transient,
     merge_patch,
     owned_keys,
     summarise_done,
@@ -37,8 +38,11 @@ from .plan import Action, Plan, ServiceConflict, observe_pod, plan
 from .podhealth import explain
 from .status import (
     Problem,
+    conditions_equal,
     decide_status_write,
+    describe_problems,
     merge_conditions,
+    minimal_status,
     progress_interval,
     summarise,
 )
@@ -85,7 +89,11 @@ class _Memory:
     """What the operator remembers of an app between reconciles (lost on restart, safely)."""
 
     expectations: _Expectations = field(default_factory=_Expectations)
-    problem_events: tuple[str, ...] = ()
+    problem_events: tuple[str, ...] = ()  # reasons of the problems an event has told
+    # The status the apiserver refused for good (as JSON) and why: while the same status
+    # is wanted, the minimal one stands in for it.
+    status_refused: str | None = None
+    status_refusal: tuple[str, str] = ("StatusRefused", "")
     problem_runs: int = 0
     # Causes (reason, container) of Pods not running that an event has told already,
     # forgotten once every Pod serves again.
@@ -449,24 +457,70 @@ class Reconciler:
         )
         memory.status_retry = decision.retry_after
         if decision.now:
+            written = await self._write_status(ref, current, wanted, memory)
+        reasons = tuple(dict.fromkeys(p.reason for p in problems))
+        for reason in reasons:
+            if reason not in memory.problem_events:
+                group = [p for p in problems if p.reason == reason]
+                message = describe_problems(group)
+                await self._event(ref, "Warning", reason, message)
+                logger.warning("Degraded %s/%s: %s", ref.namespace, ref.name, message)
+        # One event per kind of problem while it lasts, not one per Pod per retry.
+        memory.problem_events = reasons
+        await self._tell_pod_problems(ref, pods, memory)
+        return written
+
+    async def _write_status(
+        self, ref: AppRef, current: Mapping[str, Any], wanted: dict[str, Any], memory: _Memory
+    ) -> bool:
+        """Write ``wanted``; if the apiserver refuses it for good, a minimal truthful status.
+
+        Returns True if a status was written, False if the app is gone. A transient
+        failure raises TransientError (the work queue retries with backoff).
+        """
+        timeless = {
+            **wanted,
+            "conditions": [
+                {k: v for k, v in c.items() if k != "lastTransitionTime"}
+                for c in wanted.get("conditions") or []
+            ],
+        }
+        fingerprint = json.dumps(timeless, sort_keys=True)
+        if memory.status_refused != fingerprint:
             answer = await asyncio.to_thread(
                 self.client.patch_status, ref, merge_patch(current, wanted)
             )
             self.writes += 1
             if answer.code == 404:
                 return False  # deleted meanwhile
-            if not answer.ok:
+            if answer.ok:
+                memory.status_refused = None
+                memory.status_written_at = time.monotonic()
+                return True
+            if is_transient(answer):
                 raise TransientError(f"writing status: {answer.code} {answer.message}")
-            written = True
-            memory.status_written_at = time.monotonic()
-        signature = tuple(f"{p.reason}: {p.message}" for p in problems)
-        if signature and signature != memory.problem_events:
-            for problem in problems:
-                await self._event(ref, "Warning", problem.reason, problem.message)
-                logger.warning("Degraded %s/%s: %s", ref.namespace, ref.name, problem.message)
-        memory.problem_events = signature
-        await self._tell_pod_problems(ref, pods, memory)
-        return written
+            memory.status_refused = fingerprint
+            memory.status_refusal = (f"Status{answer.reason or 'Refused'}", answer.message)
+            reason, message = memory.status_refusal
+            await self._event(ref, "Warning", reason, f"the status could not be written: {message}")
+            logger.warning("Status of %s/%s refused: %s", ref.namespace, ref.name, message)
+        reason, message = memory.status_refusal
+        fallback = minimal_status(wanted, reason, message)
+        fallback["conditions"] = merge_conditions(
+            fallback["conditions"],
+            current.get("conditions") or [],
+            self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        if conditions_equal(current, fallback):
+            return False
+        answer = await asyncio.to_thread(
+            self.client.patch_status, ref, merge_patch(current, fallback)
+        )
+        self.writes += 1
+        if not answer.ok and answer.code != 404:
+            raise TransientError(f"writing the minimal status: {answer.code} {answer.message}")
+        memory.status_written_at = time.monotonic()
+        return answer.ok
 
     async def _tell_pod_problems(self, ref: AppRef, pods: list[Any], memory: _Memory) -> None:
         """One Warning event per new cause of Pods not running (the kubelet's reason)."""

@@ -14,23 +14,37 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .crd import STATUS_SCHEMA
 from .desired import DesiredState
 from .labels import selector_string
 from .plan import ObservedPod
-from .podhealth import explain
+from .podhealth import explain, shorten
 
 __all__ = [
+    "MESSAGE_LIMIT",
     "Problem",
     "StatusWrite",
+    "bounded_list",
     "conditions_equal",
     "decide_status_write",
+    "describe_problems",
     "merge_conditions",
+    "minimal_status",
     "progress_interval",
     "ready_endpoints_by_port",
     "summarise",
 ]
 
 CLUSTER_DOMAIN = "cluster.local"
+# A condition message is for a person: long enough for every detail the apiserver gives,
+# far below the schema's 32768 characters, so a status stays small to watch and store.
+MESSAGE_LIMIT = 4096
+_INGRESS_LIMIT = STATUS_SCHEMA["properties"]["service"]["properties"]["loadBalancer"][
+    "properties"
+]["ingress"]["maxItems"]
+_TEXT_LIMITS = {
+    key: STATUS_SCHEMA["properties"][key]["maxLength"] for key in ("portsText", "imagesText")
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,70 @@ class Problem:
 
     reason: str
     message: str
+
+
+def bounded_list(items: Sequence[str], limit: int, separator: str = ",") -> str:
+    """``items`` joined by ``separator``, at most ``limit`` characters long.
+
+    What does not fit is counted, never cut: "80/TCP,81/TCP,(+64 more)".
+    """
+    if len(separator.join(items)) <= limit:
+        return separator.join(items)
+    kept: list[str] = []
+    for item in items:
+        left_out = len(items) - len(kept) - 1
+        if len(separator.join([*kept, item, f"(+{left_out} more)"])) > limit:
+            break
+        kept.append(item)
+    return separator.join([*kept, f"(+{len(items) - len(kept)} more)"])
+
+
+def describe_problems(problems: Sequence[Problem]) -> str:
+    """One message for many problems: each reason once, with how many share it.
+
+    "98 problems QuotaExceeded, the first: creating Pod web-0: ... exceeded quota ...";
+    bounded by MESSAGE_LIMIT whatever the number of problems.
+    """
+    groups: dict[str, list[Problem]] = {}
+    for problem in problems:
+        groups.setdefault(problem.reason, []).append(problem)
+    parts = []
+    for reason, group in groups.items():
+        first = shorten(group[0].message, MESSAGE_LIMIT // 4)
+        parts.append(
+            first if len(group) == 1 else f"{len(group)} problems {reason}, the first: {first}"
+        )
+    return shorten("; ".join(parts), MESSAGE_LIMIT)
+
+
+def minimal_status(wanted: Mapping[str, Any], reason: str, message: str) -> dict[str, Any]:
+    """A status that says only what is surely true, for when the full one is refused.
+
+    The counts and observedGeneration of ``wanted``, and Degraded with the apiserver's
+    reason and message, so that a refused write is seen, never a frozen status.
+    """
+    kept = {key: wanted[key] for key in _MINIMAL_FIELDS if key in wanted}
+    generation = wanted.get("observedGeneration", 0)
+    text = f"the status could not be written: {message}"
+    return {
+        **kept,
+        "conditions": [
+            _condition("Ready", False, reason, text, generation),
+            _condition("Progressing", False, reason, text, generation),
+            _condition("Degraded", True, reason, text, generation),
+        ],
+    }
+
+
+_MINIMAL_FIELDS = (
+    "observedGeneration",
+    "replicas",
+    "readyReplicas",
+    "availableReplicas",
+    "updatedReplicas",
+    "selector",
+    "readyText",
+)
 
 
 def ready_endpoints_by_port(slices: Sequence[Mapping[str, Any]]) -> dict[str, int]:
@@ -61,7 +139,7 @@ def _condition(kind: str, ok: bool, reason: str, message: str, generation: int) 
         "type": kind,
         "status": "True" if ok else "False",
         "reason": reason,
-        "message": message,
+        "message": shorten(message, MESSAGE_LIMIT),
         "observedGeneration": generation,
     }
 
@@ -108,7 +186,7 @@ def summarise(
         "updatedReplicas": len(updated),
         "selector": selector_string(dict(desired.selector)),
         "readyText": f"{len(ready)}/{desired.replicas}",
-        "imagesText": ",".join(desired.images),
+        "imagesText": bounded_list(list(desired.images), _TEXT_LIMITS["imagesText"]),
     }
     service_status: dict[str, Any] | None = None
     if desired.service is not None:
@@ -125,7 +203,10 @@ def summarise(
             service_status["clusterIP"] = observed_spec["clusterIP"]
         ingress = (((service or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress")
         if ingress:
-            service_status["loadBalancer"] = {"ingress": ingress}
+            # A load balancer's own list, copied as it is up to the schema's bound (16
+            # addresses; clients need one). Each entry's fields are bounded by the schema
+            # of Service.status itself.
+            service_status["loadBalancer"] = {"ingress": ingress[:_INGRESS_LIMIT]}
         for mapping in desired.ports:
             entry: dict[str, Any] = {
                 "name": mapping.name,
@@ -141,9 +222,12 @@ def summarise(
                 entry["nodePort"] = node_port
             service_status["ports"].append(entry)
         status["service"] = service_status
-        status["portsText"] = ",".join(
-            f"{m.port}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{m.protocol}"
-            for m, p in zip(desired.ports, service_status["ports"], strict=True)
+        status["portsText"] = bounded_list(
+            [
+                f"{m.port}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{m.protocol}"
+                for m, p in zip(desired.ports, service_status["ports"], strict=True)
+            ],
+            _TEXT_LIMITS["portsText"],
         )
 
     replicas = desired.replicas
@@ -174,7 +258,7 @@ def summarise(
     ]
     ready_condition: tuple[bool, str, str]
     if problems:
-        ready_condition = (False, problems[0].reason, problems[0].message)
+        ready_condition = (False, problems[0].reason, describe_problems(problems))
     elif replicas == 0 and not live:
         ready_condition = (True, "ScaledToZero", "replicas is 0; the Service has no endpoints")
     elif (progressing[0] != "Complete" or not_serving) and (
@@ -203,7 +287,7 @@ def summarise(
             ),
         )
     degraded_condition = (
-        (True, problems[0].reason, "; ".join(p.message for p in problems))
+        (True, problems[0].reason, describe_problems(problems))
         if problems
         else (False, "AsExpected", "nothing blocks reconciliation")
     )
