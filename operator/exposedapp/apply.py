@@ -226,6 +226,19 @@ class ApiClient:
             params={"fieldManager": FIELD_MANAGER, "force": "true"},
         )
 
+    def replace_service(self, body: Mapping[str, Any]) -> Answer:
+        # An update, not an apply: it can remove or renumber port entries that another
+        # field manager added or re-keyed, which a forced apply cannot. The body carries
+        # the resourceVersion it was built from, so a Service changed meanwhile is a 409
+        # (retried on a fresh read), never overwritten blindly.
+        return self.call(
+            "PUT",
+            f"services/{body['metadata']['name']}",
+            namespace=body["metadata"]["namespace"],
+            body=body,
+            params={"fieldManager": FIELD_MANAGER},
+        )
+
     # -- the app -------------------------------------------------------------------------
     def patch_status(self, app: AppRef, patch: Mapping[str, Any]) -> Answer:
         return self.call(
@@ -266,14 +279,22 @@ class ApiClient:
 
 
 def owned_keys(obj: Mapping[str, Any], manager: str = FIELD_MANAGER) -> dict[str, set[str]]:
-    """Label and annotation keys that `manager` applied, read from managedFields."""
-    owned: dict[str, set[str]] = {"labels": set(), "annotations": set()}
+    """What `manager` applied, read from managedFields: label and annotation keys, and the
+    Service ports it owns as "<port>/<protocol>" (the list's map keys)."""
+    owned: dict[str, set[str]] = {"labels": set(), "annotations": set(), "ports": set()}
     for entry in (obj.get("metadata") or {}).get("managedFields") or []:
         if entry.get("manager") != manager or entry.get("operation") != "Apply":
             continue
-        metadata = (entry.get("fieldsV1") or {}).get("f:metadata") or {}
-        for section, keys in owned.items():
-            keys.update(k[2:] for k in metadata.get(f"f:{section}") or {} if k.startswith("f:"))
+        fields = entry.get("fieldsV1") or {}
+        metadata = fields.get("f:metadata") or {}
+        for section in ("labels", "annotations"):
+            owned[section].update(
+                k[2:] for k in metadata.get(f"f:{section}") or {} if k.startswith("f:")
+            )
+        for key in (fields.get("f:spec") or {}).get("f:ports") or {}:
+            if key.startswith("k:"):
+                port = json.loads(key[2:])
+                owned["ports"].add(f"{port.get('port')}/{port.get('protocol', 'TCP')}")
     return owned
 
 
@@ -358,6 +379,16 @@ async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResu
         else:
             result.problems.append(_problem(answer, f"deleting Pod {action.name}"))
             return
+    elif action.kind == "replace_service":
+        assert action.body is not None
+        answer = await asyncio.to_thread(client.replace_service, action.body)
+        if answer.ok:
+            result.service = answer.body
+        elif is_transient(answer):
+            raise TransientError(f"repairing Service {action.name}: {answer.code} {answer.message}")
+        else:
+            result.problems.append(_problem(answer, f"repairing Service {action.name}"))
+            return
     elif action.kind in ("apply_service", "recreate_service"):
         assert action.body is not None
         if action.kind == "recreate_service":
@@ -424,6 +455,7 @@ _PAST = {
     "deleting": "Deleted",
     "updating": "Updated",
     "recreating": "Recreated",
+    "repairing": "Repaired",
 }
 
 
@@ -436,13 +468,14 @@ def summarise_done(done: Sequence[Action]) -> list[tuple[str, str]]:
     """One event for everything one reconcile did, in the past tense: [(reason, message)].
 
     The reason names the kind of change when there is one kind (CreatedPods, DeletedPods,
-    AppliedService, RecreatedService), else "Reconciled"; Pods created or deleted together
+    AppliedService, RepairedService, RecreatedService), else "Reconciled"; Pods created or deleted together
     are named in one sentence. One event per reconcile keeps event writes per app low.
     """
     titles = {
         "create_pod": "CreatedPods",
         "delete_pod": "DeletedPods",
         "apply_service": "AppliedService",
+        "replace_service": "RepairedService",
         "recreate_service": "RecreatedService",
     }
     groups: dict[str, list[Action]] = {}

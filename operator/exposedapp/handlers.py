@@ -31,6 +31,7 @@ from .kopf_fixes import paged_listing_is_safe, shed_after_indexing
 from .labels import APP_LABEL, FIELD_MANAGER, GROUP, PLURAL, VERSION
 from .podhealth import trim_pod_status
 from .reconcile import AppKey, Observed, Reconciler
+from .status import SERVICE_NAME_LABEL
 from .workqueue import Outcome, WorkQueue
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ TRIM_AFTER_RECONCILES = 200  # a burst worth giving memory back after
 # bodies shed after indexing, a restart over 1,000 apps settles ~30 MB lower (measured:
 # 203 MB unpaged, 168 to 175 MB in pages of 20 to 500).
 KOPF_LIST_PAGE_SIZE = 100
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 CHILD_SELECTOR = {APP_LABEL: kopf.PRESENT}
 
 
@@ -96,19 +96,28 @@ def _with_spec_and_status(
 
 
 def _trim_service(body: kopf.Body | Mapping[str, Any]) -> dict[str, Any]:
-    """The Service with only our own field manager's record of the labels and annotations
-    it applied (owned_keys reads it), not every manager's record of every field."""
+    """The Service with only our own field manager's record of the labels, annotations and
+    port entries it applied (owned_keys reads it), not every manager's record of every
+    field."""
     metadata = dict(body.get("metadata") or {})
     metadata["managedFields"] = [
         {
             "manager": entry.get("manager"),
             "operation": entry.get("operation"),
-            "fieldsV1": {"f:metadata": (entry.get("fieldsV1") or {}).get("f:metadata") or {}},
+            "fieldsV1": {
+                "f:metadata": (entry.get("fieldsV1") or {}).get("f:metadata") or {},
+                "f:spec": {"f:ports": {key: {} for key in _owned_port_keys(entry)}},
+            },
         }
         for entry in metadata.get("managedFields") or []
         if entry.get("manager") == FIELD_MANAGER
     ]
     return _with_spec_and_status(metadata, body)
+
+
+def _owned_port_keys(entry: Mapping[str, Any]) -> list[str]:
+    ports = (((entry.get("fieldsV1") or {}).get("f:spec") or {}).get("f:ports")) or {}
+    return [key for key in ports if key.startswith("k:")]
 
 
 def _trim_pod(body: kopf.Body) -> dict[str, Any]:
@@ -166,8 +175,11 @@ async def services_index(
 async def slices_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[AppKey, Any]:
+    metadata = body.get("metadata", {})
+    service = (metadata.get("labels") or {}).get(SERVICE_NAME_LABEL)
     value = {
-        "metadata": {"uid": body.get("metadata", {}).get("uid")},
+        # The Service the slice belongs to: status counts only the app's own Service's.
+        "metadata": {"uid": metadata.get("uid"), "labels": {SERVICE_NAME_LABEL: service}},
         "endpoints": list(body.get("endpoints") or []),
         "ports": list(body.get("ports") or []),
     }

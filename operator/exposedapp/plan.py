@@ -10,6 +10,7 @@ AlreadyExists instead of making a duplicate.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import math
@@ -27,13 +28,25 @@ __all__ = [
     "Plan",
     "ServiceConflict",
     "describe_template_change",
+    "foreign_ports",
     "observe_pod",
     "plan",
+    "repaired_service",
     "resolve_rolling",
     "service_differences",
 ]
 
-ActionKind = Literal["create_pod", "delete_pod", "apply_service", "recreate_service"]
+# Service spec fields the operator sets besides type, clusterIP and ports.
+SERVICE_SCALARS = (
+    "selector",
+    "sessionAffinity",
+    "externalTrafficPolicy",
+    "publishNotReadyAddresses",
+)
+
+ActionKind = Literal[
+    "create_pod", "delete_pod", "apply_service", "replace_service", "recreate_service"
+]
 
 
 @dataclass(frozen=True)
@@ -318,14 +331,7 @@ def service_differences(
             if key in present:
                 differences.append(f"{section[:-1]} {key} no longer wanted")
     want_spec, have_spec = desired.get("spec", {}), observed.get("spec", {})
-    for key in (
-        "type",
-        "selector",
-        "clusterIP",
-        "sessionAffinity",
-        "externalTrafficPolicy",
-        "publishNotReadyAddresses",
-    ):
+    for key in ("type", "clusterIP", *SERVICE_SCALARS):
         # The API omits false booleans, so absent means the default.
         have = have_spec.get(key, OMITTED_DEFAULTS.get(key))
         if key in want_spec and have != want_spec[key]:
@@ -387,14 +393,98 @@ def plan(
                     )
                 )
             else:
-                differences = service_differences(want, service, service_owned_keys or {})
-                if differences:
-                    actions.append(
-                        Action(
-                            "apply_service",
-                            name,
-                            f"updating Service {name}: {'; '.join(differences)}",
-                            body=want,
-                        )
-                    )
+                actions += _service_update(want, service, service_owned_keys)
     return Plan(tuple(actions), requeue, tuple(blocked))
+
+
+def _service_update(
+    want: Mapping[str, Any], service: Mapping[str, Any], owned: Mapping[str, set[str]] | None
+) -> list[Action]:
+    """Nothing, a server-side apply, or (when ports of other managers are in the way) an
+    update that can remove them. ``owned`` None: what we applied is not known, so every
+    observed port is taken for ours."""
+    name = want["metadata"]["name"]
+    differences = service_differences(want, service, owned or {})
+    if not differences:
+        return []
+    foreign = [] if owned is None else foreign_ports(want, service, owned.get("ports", set()))
+    if foreign:
+        # A port entry another manager added or re-keyed (a number edited by hand) is
+        # theirs: a forced apply cannot remove it, and ours beside it under the same name
+        # is refused. An update replaces the list whole.
+        return [
+            Action(
+                "replace_service",
+                name,
+                f"repairing Service {name}: {'; '.join(differences)} "
+                f"(port entries of another manager: {', '.join(foreign)})",
+                body=repaired_service(want, service, owned or {}),
+            )
+        ]
+    return [
+        Action(
+            "apply_service", name, f"updating Service {name}: {'; '.join(differences)}", body=want
+        )
+    ]
+
+
+def _port_key(port: Mapping[str, Any]) -> str:
+    return f"{port.get('port')}/{port.get('protocol', 'TCP')}"
+
+
+def foreign_ports(
+    want: Mapping[str, Any], service: Mapping[str, Any], owned_ports: set[str]
+) -> list[str]:
+    """Observed port entries ("name port/protocol") that our apply neither owns nor wants.
+
+    owned_ports: the "<port>/<protocol>" map keys our field manager applied.
+    """
+    wanted = {_port_key(p): p.get("name") for p in (want.get("spec") or {}).get("ports") or []}
+    return [
+        f"{p.get('name')} {_port_key(p)}"
+        for p in (service.get("spec") or {}).get("ports") or []
+        if _port_key(p) not in owned_ports and wanted.get(_port_key(p)) != p.get("name")
+    ]
+
+
+def repaired_service(
+    want: Mapping[str, Any], service: Mapping[str, Any], owned: Mapping[str, set[str]]
+) -> dict[str, Any]:
+    """The observed Service with every field we manage set as desired, for an update.
+
+    Kept from the observed object: clusterIP(s) and every other field we do not manage,
+    others' labels and annotations, each port's allocated nodePort (unless one is
+    declared), and the resourceVersion (the update's precondition).
+    """
+    metadata = service.get("metadata") or {}
+    want_meta, want_spec = want.get("metadata") or {}, want.get("spec") or {}
+    body_meta: dict[str, Any] = {
+        k: copy.deepcopy(v)
+        for k, v in metadata.items()
+        if k not in ("managedFields", "labels", "annotations")
+    }
+    for section in ("labels", "annotations"):
+        merged = {
+            k: v
+            for k, v in (metadata.get(section) or {}).items()
+            if k not in owned.get(section, set()) or k in (want_meta.get(section) or {})
+        }
+        merged.update(want_meta.get(section) or {})
+        if merged:
+            body_meta[section] = merged
+    body_meta["ownerReferences"] = copy.deepcopy(want_meta.get("ownerReferences") or [])
+    spec = copy.deepcopy(dict(service.get("spec") or {}))
+    for key in ("type", *SERVICE_SCALARS):
+        if key in want_spec:
+            spec[key] = copy.deepcopy(want_spec[key])
+    allocated = {
+        p.get("name"): p.get("nodePort") for p in spec.get("ports") or [] if p.get("nodePort")
+    }
+    ports = []
+    for port in want_spec.get("ports") or []:
+        entry = copy.deepcopy(dict(port))
+        if "nodePort" not in entry and allocated.get(entry.get("name")):
+            entry["nodePort"] = allocated[entry.get("name")]
+        ports.append(entry)
+    spec["ports"] = ports
+    return {"apiVersion": "v1", "kind": "Service", "metadata": body_meta, "spec": spec}

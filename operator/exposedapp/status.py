@@ -22,6 +22,7 @@ from .podhealth import explain, shorten
 
 __all__ = [
     "MESSAGE_LIMIT",
+    "SERVICE_NAME_LABEL",
     "Problem",
     "StatusWrite",
     "bounded_list",
@@ -39,9 +40,9 @@ CLUSTER_DOMAIN = "cluster.local"
 # A condition message is for a person: long enough for every detail the apiserver gives,
 # far below the schema's 32768 characters, so a status stays small to watch and store.
 MESSAGE_LIMIT = 4096
-_INGRESS_LIMIT = STATUS_SCHEMA["properties"]["service"]["properties"]["loadBalancer"][
-    "properties"
-]["ingress"]["maxItems"]
+_INGRESS_LIMIT = STATUS_SCHEMA["properties"]["service"]["properties"]["loadBalancer"]["properties"][
+    "ingress"
+]["maxItems"]
 _TEXT_LIMITS = {
     key: STATUS_SCHEMA["properties"][key]["maxLength"] for key in ("portsText", "imagesText")
 }
@@ -119,6 +120,13 @@ _MINIMAL_FIELDS = (
 )
 
 
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # set by the EndpointSlice controller
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
 def ready_endpoints_by_port(slices: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Ready endpoints per Service port name, over all EndpointSlices of the Service."""
     counts: dict[str, int] = {}
@@ -173,6 +181,11 @@ def summarise(
                 _condition("Degraded", True, degraded.reason, degraded.message, generation),
             ],
         }
+    if desired.service is not None:
+        # Only the app's own Service's slices: a Service cloned from ours (same labels,
+        # another name) has slices with our labels too, and its endpoints are not ours.
+        own = desired.service["metadata"]["name"]
+        slices = [s for s in slices if _labels(s).get(SERVICE_NAME_LABEL) == own]
     updated = [p for p in live if p.template_hash == desired.template_hash]
     ready = [p for p in live if p.ready]
     available = [p for p in live if p.available(now, desired.min_ready_seconds)]

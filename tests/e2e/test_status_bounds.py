@@ -136,7 +136,9 @@ def test_a_pod_refused_for_good_is_told_by_one_event(apps: Apps, operator: Opera
         timeout=90,
         what="a few retries while refused",
     )
-    events = list(apps.core.list_namespaced_event(
+    events = list(
+        apps.core.list_namespaced_event(
             apps.namespace, field_selector="involvedObject.name=overcommitted,type=Warning"
-        ).items)
+        ).items
+    )
     assert [e.reason for e in events] == ["Invalid"]

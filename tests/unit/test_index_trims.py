@@ -19,7 +19,10 @@ def managed(manager: str, operation: str, labels: list[str]) -> dict[str, Any]:
         "time": "2026-11-25T00:00:00Z",
         "fieldsV1": {
             "f:metadata": {"f:labels": {f"f:{k}": {} for k in labels}},
-            "f:spec": {"f:ports": {}, "f:selector": {}},
+            "f:spec": {
+                "f:ports": {'k:{"port":80,"protocol":"TCP"}': {".": {}, "f:name": {}}},
+                "f:selector": {},
+            },
         },
     }
 
@@ -43,7 +46,7 @@ def test_an_app_loses_managed_fields_and_the_last_applied_copy_only() -> None:
     }
 
 
-def test_a_service_keeps_only_what_our_manager_applied_to_its_metadata() -> None:
+def test_a_service_keeps_only_what_our_manager_applied_to_its_metadata_and_ports() -> None:
     ours = managed(FIELD_MANAGER, "Apply", ["exposedapp.dev/app", "app.kubernetes.io/name"])
     body = {
         "metadata": {
@@ -58,10 +61,14 @@ def test_a_service_keeps_only_what_our_manager_applied_to_its_metadata() -> None
         {
             "manager": FIELD_MANAGER,
             "operation": "Apply",
-            "fieldsV1": {"f:metadata": ours["fieldsV1"]["f:metadata"]},
+            "fieldsV1": {
+                "f:metadata": ours["fieldsV1"]["f:metadata"],
+                "f:spec": {"f:ports": {'k:{"port":80,"protocol":"TCP"}': {}}},
+            },
         }
     ]
     assert owned_keys(trimmed) == owned_keys(body)
+    assert owned_keys(trimmed)["ports"] == {"80/TCP"}
     assert trimmed["metadata"]["resourceVersion"] == "9"
     assert trimmed["spec"] == {"clusterIP": "10.96.0.1"}
 

@@ -50,7 +50,13 @@ def slices(ready: int, not_ready: int = 0) -> list[dict[str, Any]]:
     endpoints = [{"conditions": {"ready": True}}] * ready + [
         {"conditions": {"ready": False}}
     ] * not_ready
-    return [{"endpoints": endpoints, "ports": [{"name": "http", "port": 8080}]}]
+    return [
+        {
+            "metadata": {"labels": {"kubernetes.io/service-name": DESIRED.app_name}},
+            "endpoints": endpoints,
+            "ports": [{"name": "http", "port": 8080}],
+        }
+    ]
 
 
 def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
@@ -216,7 +222,7 @@ def test_owned_keys_come_from_our_apply_entry_only() -> None:
             ]
         }
     }
-    assert owned_keys(service) == {"labels": {"a"}, "annotations": {"b"}}
+    assert owned_keys(service) == {"labels": {"a"}, "annotations": {"b"}, "ports": set()}
 
 
 def _status(ready: str | None, degraded: str = "False", replicas: int = 2) -> dict[str, Any]:
@@ -284,3 +290,20 @@ def test_status_writes_are_immediate_for_conditions_and_coalesced_for_progress(
 )
 def test_progress_writes_share_one_budget_across_apps(progressing: int, expected: float) -> None:
     assert progress_interval(progressing, minimum=1.0, writes_per_second=20.0) == expected
+
+
+def test_only_the_apps_own_services_endpoints_are_counted() -> None:
+    h = DESIRED.template_hash
+    pods = [running(DESIRED, f"web-{h}-{i}") for i in range(2)]
+    clone = slices(2)[0]
+    clone["metadata"] = {"labels": {"kubernetes.io/service-name": "web-clone"}}
+    status = summarise(
+        generation=3,
+        desired=DESIRED,
+        pods=pods,
+        service=SERVICE,
+        slices=[*slices(2), clone],  # a Service cloned from ours: same labels, its own slices
+        problems=[],
+        now=NOW,
+    )
+    assert [p["readyEndpoints"] for p in status["service"]["ports"]] == [2]
