@@ -39,9 +39,9 @@ test: lint cluster-build  ## lint, then unit and e2e tests (the e2e suite starts
 	$(BIN)/pytest tests -q --junitxml=$(RUN_DIR)/junit.xml
 
 # The fault suite runs in `make test` with light knobs; these are the heavier rounds.
-FAULT_KNOBS ?= FAULT_ROUNDS=10 FAULT_BLOCKED_ATTEMPTS=6 FUZZ_EXAMPLES=100
+FAULT_KNOBS ?= FAULT_ROUNDS=10 FAULT_BLOCKED_ATTEMPTS=6 FUZZ_EXAMPLES=100 SERVICE_EDIT_EXAMPLES=40
 faults: venv cluster-build  ## the fault-injection suite, heavier rounds, then its figures table
-	env $(FAULT_KNOBS) $(BIN)/pytest tests/e2e/test_faults.py tests/e2e/test_fuzz_admission.py -q
+	env $(FAULT_KNOBS) $(BIN)/pytest tests/e2e/test_faults.py tests/e2e/test_fuzz_admission.py tests/e2e/test_service_edits_property.py -q
 	$(BIN)/python tests/e2e/faults_support.py
 
 demo: venv cluster-build  ## start the local control plane, run the operator, show it working

@@ -468,8 +468,9 @@ def summarise_done(done: Sequence[Action]) -> list[tuple[str, str]]:
     """One event for everything one reconcile did, in the past tense: [(reason, message)].
 
     The reason names the kind of change when there is one kind (CreatedPods, DeletedPods,
-    AppliedService, RepairedService, RecreatedService), else "Reconciled"; Pods created or deleted together
-    are named in one sentence. One event per reconcile keeps event writes per app low.
+    AppliedService, RepairedService, RecreatedService), else "Reconciled"; Pods created or
+    deleted together are named in one sentence. One event per reconcile keeps event writes
+    per app low.
     """
     titles = {
         "create_pod": "CreatedPods",

@@ -28,7 +28,7 @@ import kopf
 from . import metrics
 from .apply import ApiClient
 from .kopf_fixes import paged_listing_is_safe, shed_after_indexing
-from .labels import APP_LABEL, FIELD_MANAGER, GROUP, PLURAL, VERSION
+from .labels import APP_LABEL, FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from .podhealth import trim_pod_status
 from .reconcile import AppKey, Observed, Reconciler
 from .status import SERVICE_NAME_LABEL
@@ -144,6 +144,22 @@ def _trim_pod(body: kopf.Body) -> dict[str, Any]:
     }
 
 
+def _app_of(namespace: str | None, labels: Mapping[str, str], body: kopf.Body) -> AppKey:
+    """The app a child belongs to: its controller (an ExposedApp), else its app label.
+
+    The label can be edited by hand (then the Service would be filed under another app
+    and its own app would never be woken to repair it); the controller reference cannot
+    be, short of adopting the object away. An EndpointSlice belongs to its Service, which
+    is named after the app.
+    """
+    metadata = body.get("metadata") or {}
+    for reference in metadata.get("ownerReferences") or []:
+        if reference.get("controller") and reference.get("kind") == KIND:
+            return (namespace or "", str(reference.get("name")))
+    service = labels.get(SERVICE_NAME_LABEL)
+    return (namespace or "", service or labels[APP_LABEL])
+
+
 def _index_entry(key: AppKey, value: dict[str, Any], body: kopf.Body) -> dict[AppKey, Any]:
     """The index's entry; the body kopf holds is shed only now, once the value is built."""
     shed_after_indexing(body)
@@ -161,14 +177,14 @@ async def apps_index(
 async def pods_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[AppKey, Any]:
-    return _index_entry((namespace or "", labels[APP_LABEL]), _trim_pod(body), body)
+    return _index_entry(_app_of(namespace, labels, body), _trim_pod(body), body)
 
 
 @kopf.index("services", labels=CHILD_SELECTOR)
 async def services_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[AppKey, Any]:
-    return _index_entry((namespace or "", labels[APP_LABEL]), _trim_service(body), body)
+    return _index_entry(_app_of(namespace, labels, body), _trim_service(body), body)
 
 
 @kopf.index("discovery.k8s.io", "v1", "endpointslices", labels=CHILD_SELECTOR)
@@ -183,7 +199,7 @@ async def slices_index(
         "endpoints": list(body.get("endpoints") or []),
         "ports": list(body.get("ports") or []),
     }
-    return _index_entry((namespace or "", labels[APP_LABEL]), value, body)
+    return _index_entry(_app_of(namespace, labels, body), value, body)
 
 
 class _PeeringPauses(logging.Filter):
@@ -230,23 +246,23 @@ async def app_changed(namespace: str | None, name: str, type: str | None, **_: A
 
 @kopf.on.event("pods", labels=CHILD_SELECTOR)
 async def pod_changed(
-    namespace: str | None, labels: kopf.Labels, type: str | None, **_: Any
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, type: str | None, **_: Any
 ) -> None:
-    _enqueue((namespace or "", labels[APP_LABEL]), type)
+    _enqueue(_app_of(namespace, labels, body), type)
 
 
 @kopf.on.event("services", labels=CHILD_SELECTOR)
 async def service_changed(
-    namespace: str | None, labels: kopf.Labels, type: str | None, **_: Any
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, type: str | None, **_: Any
 ) -> None:
-    _enqueue((namespace or "", labels[APP_LABEL]), type)
+    _enqueue(_app_of(namespace, labels, body), type)
 
 
 @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=CHILD_SELECTOR)
 async def slice_changed(
-    namespace: str | None, labels: kopf.Labels, type: str | None, **_: Any
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, type: str | None, **_: Any
 ) -> None:
-    _enqueue((namespace or "", labels[APP_LABEL]), type)
+    _enqueue(_app_of(namespace, labels, body), type)
 
 
 # index -> (API version, plural, label selector) of the authoritative LISTs.
