@@ -251,13 +251,19 @@ class ApiClient:
             params={"fieldManager": FIELD_MANAGER},
         )
 
-    def post_event(self, app: AppRef, kind: str, reason: str, message: str) -> Answer:
+    def post_event(
+        self, app: AppRef, kind: str, reason: str, message: str, name: str | None = None
+    ) -> Answer:
+        """Create an Event about ``app``; ``name`` None: a fresh one (kubectl's convention,
+        ``<object>.<unique suffix>``); a name that exists answers 409."""
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         event = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
-            # kubectl's convention: <object>.<unique suffix>.
-            "metadata": {"name": f"{app.name}.{secrets.token_hex(8)}", "namespace": app.namespace},
+            "metadata": {
+                "name": name or f"{app.name}.{secrets.token_hex(8)}",
+                "namespace": app.namespace,
+            },
             "regarding": {
                 "apiVersion": API_VERSION,
                 "kind": KIND,
@@ -275,6 +281,26 @@ class ApiClient:
         }
         return self.call(
             "POST", "events", version="events.k8s.io/v1", namespace=app.namespace, body=event
+        )
+
+    def get_event(self, namespace: str, name: str) -> Answer:
+        return self.call("GET", f"events/{name}", version="events.k8s.io/v1", namespace=namespace)
+
+    def patch_event_series(
+        self, namespace: str, name: str, count: int, observed: datetime.datetime
+    ) -> Answer:
+        """Count repeats on an Event (events.k8s.io series: count >= 2, the last time)."""
+        series = {
+            "count": max(count, 2),
+            "lastObservedTime": observed.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+        return self.call(
+            "PATCH",
+            f"events/{name}",
+            version="events.k8s.io/v1",
+            namespace=namespace,
+            body={"series": series},
+            content_type="application/merge-patch+json",
         )
 
 

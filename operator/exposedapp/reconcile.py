@@ -36,6 +36,7 @@ from .metrics import RECONCILE_SECONDS, RECONCILES
 from .model import SpecError, parse_spec, validate_name
 from .plan import Action, Plan, ServiceConflict, observe_pod, plan
 from .podhealth import explain
+from .recorder import EventRecorder
 from .status import (
     Problem,
     conditions_equal,
@@ -86,8 +87,13 @@ class _Expectations:
 
 @dataclass
 class _Memory:
-    """What the operator remembers of an app between reconciles (lost on restart, safely)."""
+    """What the operator remembers of an app between reconciles (lost on restart, safely).
 
+    It belongs to one app object (``uid``): an app created again under the same name
+    starts afresh.
+    """
+
+    uid: str = ""
     expectations: _Expectations = field(default_factory=_Expectations)
     problem_events: tuple[str, ...] = ()  # reasons of the problems an event has told
     # The status the apiserver refused for good (as JSON) and why: while the same status
@@ -163,6 +169,7 @@ class Reconciler:
         self.progressing: set[AppKey] = set()  # apps whose Progressing condition is True
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._event_gate = asyncio.Semaphore(4)
+        self.recorder = EventRecorder(client, clock)
         self.writes = 0
 
     async def __call__(self, key: AppKey) -> Outcome:
@@ -189,11 +196,16 @@ class Reconciler:
         metadata = (app or {}).get("metadata") or {}
         if app is None or metadata.get("deletionTimestamp"):
             # Gone, or going: the garbage collector removes the children (ownerReferences).
-            self.memory.pop(key, None)
+            self._forget(key)
             self.conditions.pop(key, None)
             self.progressing.discard(key)
             return Outcome(), "synced"
-        memory = self.memory.setdefault(key, _Memory())
+        memory = self.memory.get(key)
+        if memory is None or memory.uid != metadata["uid"]:
+            # A new app, or one deleted and created again under the same name before a
+            # reconcile saw the gap: nothing of its predecessor's applies to it.
+            self._forget(key)
+            memory = self.memory[key] = _Memory(uid=metadata["uid"])
         ref = AppRef(key[0], key[1], metadata["uid"])
         generation = int(metadata.get("generation") or 0)
         pods = [observe_pod(p) for p in observed.pods if _controlled_by(p, ref.uid)]
@@ -458,14 +470,15 @@ class Reconciler:
         memory.status_retry = decision.retry_after
         if decision.now:
             written = await self._write_status(ref, current, wanted, memory)
+        # One Event per kind of problem; each reconcile that meets it again (a retry, with
+        # backoff) counts on that Event instead of posting another.
         reasons = tuple(dict.fromkeys(p.reason for p in problems))
         for reason in reasons:
+            group = [p for p in problems if p.reason == reason]
+            message = describe_problems(group)
+            await self._event(ref, "Warning", reason, message)
             if reason not in memory.problem_events:
-                group = [p for p in problems if p.reason == reason]
-                message = describe_problems(group)
-                await self._event(ref, "Warning", reason, message)
                 logger.warning("Degraded %s/%s: %s", ref.namespace, ref.name, message)
-        # One event per kind of problem while it lasts, not one per Pod per retry.
         memory.problem_events = reasons
         await self._tell_pod_problems(ref, pods, memory)
         return written
@@ -543,9 +556,22 @@ class Reconciler:
         healthy = bool(live) and all(pod.ready for pod in live)
         memory.pod_causes = frozenset() if healthy else memory.pod_causes | causes
 
+    def _forget(self, key: AppKey) -> None:
+        memory = self.memory.pop(key, None)
+        if memory is not None:
+            self.recorder.forget(memory.uid)
+
     async def _event(self, ref: AppRef, kind: str, reason: str, message: str) -> None:
-        """Post an event in the background: events are for people, never on the hot path."""
-        task = asyncio.create_task(self._post_event(ref, kind, reason, message))
+        """Post an event in the background: events are for people, never on the hot path.
+
+        Warnings go through the recorder (repeats counted on one Event); each Normal event
+        tells what one reconcile did, so each is its own.
+        """
+        if kind == "Warning":
+            post = self.recorder.record(ref, kind, reason, message)
+        else:
+            post = self._post_event(ref, kind, reason, message)
+        task = asyncio.create_task(post)
         self._event_tasks.add(task)
         task.add_done_callback(self._event_tasks.discard)
 

@@ -56,7 +56,9 @@ class SlowServiceClient:
         self.writes.append("patch status")
         return Answer(200, "OK", "", {})
 
-    def post_event(self, app: Any, kind: str, reason: str, message: str) -> Answer:
+    def post_event(
+        self, app: Any, kind: str, reason: str, message: str, name: str | None = None
+    ) -> Answer:
         self.events.append((reason, message))
         return Answer(201, "Created", "", {})
 

@@ -44,7 +44,9 @@ class RefusingStatusClient:
         self.status = {k: v for k, v in {**self.status, **body}.items() if v is not None}
         return Answer(200, "OK", "", {})
 
-    def post_event(self, app: Any, kind: str, reason: str, message: str) -> Answer:
+    def post_event(
+        self, app: Any, kind: str, reason: str, message: str, name: str | None = None
+    ) -> Answer:
         self.events.append((reason, message))
         return Answer(201, "Created", "", {})
 
