@@ -37,6 +37,7 @@ from .model import SpecError, parse_spec, validate_name
 from .plan import Action, Plan, ServiceConflict, observe_pod, plan
 from .podhealth import explain
 from .recorder import EventRecorder
+from .rollout import rollout_target
 from .status import (
     Problem,
     conditions_equal,
@@ -248,8 +249,18 @@ class Reconciler:
             )
             service = found or service
 
-        the_plan = plan(
+        # Toward the spec, or toward a step on the way that keeps renamed ports serving.
+        target = rollout_target(
             desired,
+            [
+                (p.template_hash, p.template_summary.get("ports") or {})
+                for p in pods
+                if not p.deleting and not p.finished
+            ],
+            service,
+        )
+        the_plan = plan(
+            target,
             pods,
             service,
             service_owned_keys=owned_keys(service) if service else None,

@@ -16,7 +16,6 @@ from typing import Any
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from test_reconciler import assert_second_reconcile_writes_nothing
 
 from conftest import OperatorProcess
 from exposedapp.apply import owned_keys
@@ -26,6 +25,7 @@ from exposedapp.plan import foreign_ports, service_differences
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps, app_manifest
 from kubetest.audit import AuditLog
+from test_reconciler import assert_second_reconcile_writes_nothing
 
 EXAMPLES = int(os.environ.get("SERVICE_EDIT_EXAMPLES", "6"))
 REPAIR_SECONDS = 10

@@ -10,12 +10,12 @@ import json
 from typing import Any
 
 from kubernetes import client
-from test_reconciler import assert_second_reconcile_writes_nothing
 
 from conftest import OperatorProcess
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps, app_manifest
 from kubetest.audit import AuditLog
+from test_reconciler import assert_second_reconcile_writes_nothing
 
 # Repairs are driven by the Service's own watch event, not by the periodic resync (30 s
 # in the tests): a generous bound that still tells the two apart.

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from kubernetes import client
-from test_reconciler import assert_second_reconcile_writes_nothing
 
 from conftest import OperatorProcess
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps, app_manifest
 from kubetest.audit import AuditLog
+from test_reconciler import assert_second_reconcile_writes_nothing
 
 
 def _rtp_sip_app() -> dict[str, Any]:
