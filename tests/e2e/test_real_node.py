@@ -316,10 +316,20 @@ def test_failed_requests_while_the_app_changes_are_counted(
         "renumber 8080 -> 8081",
         lambda: apps.patch("steady", {"spec": {"containers": [renumbered]}}),
     )
+    renamed = {
+        **renumbered,
+        "ports": [{**ports[0], "name": "web", "containerPort": 8082}],
+        "args": ["8082/tcp"],
+        "readinessProbe": {"httpGet": {"port": "web", "path": "/"}, "periodSeconds": 1},
+    }
+    measure(
+        "rename and renumber http:8081 -> web:8082",
+        lambda: apps.patch("steady", {"spec": {"containers": [renamed]}}),
+    )
     measure("scale 4 -> 1", lambda: apps.patch("steady", {"spec": {"replicas": 1}}))
     apps.patch("steady", {"spec": {"replicas": 4}})
     apps.wait_ready("steady", timeout=120)
-    env_change = {**renumbered, "env": [{"name": "RELEASE", "value": "2"}]}
+    env_change = {**renamed, "env": [{"name": "RELEASE", "value": "2"}]}
     measure("rolling update", lambda: apps.patch("steady", {"spec": {"containers": [env_change]}}))
 
     def kill_mid_rollout() -> None:
