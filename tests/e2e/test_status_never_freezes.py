@@ -114,9 +114,16 @@ def test_a_quota_refusing_a_scale_up_is_summarised_at_the_current_generation(
         if e.reason == "QuotaExceeded"
     ]
     assert len(events) == 1  # one event for the kind of problem, not one per Pod
+    # Lifted: the app converges, and then a reconcile writes nothing.
+    apps.core.delete_namespaced_resource_quota("team-compute", apps.namespace)
+    apps.patch("heavy", {"spec": {"replicas": 3}})
+    apps.wait_ready("heavy", timeout=90)
+    assert_second_reconcile_writes_nothing(apps, "heavy", operator, audit, cluster)
 
 
-def test_a_pod_refused_for_good_is_told_by_one_event(apps: Apps, operator: OperatorProcess) -> None:
+def test_a_pod_refused_for_good_is_told_by_one_event(
+    apps: Apps, operator: OperatorProcess, audit: AuditLog, cluster: ClusterHandle
+) -> None:
     body = app_manifest("overcommitted", replicas=2)
     body["spec"]["containers"][0]["resources"] = {
         "requests": {"cpu": "2"},
@@ -142,3 +149,9 @@ def test_a_pod_refused_for_good_is_told_by_one_event(apps: Apps, operator: Opera
         ).items
     )
     assert [e.reason for e in events] == ["Invalid"]
+    # Fixed: the app converges, and then a reconcile writes nothing.
+    fixed = {**body["spec"]["containers"][0], "resources": {"requests": {"cpu": "1"}}}
+    apps.patch("overcommitted", {"spec": {"containers": [fixed]}})
+    apps.wait_ready("overcommitted", timeout=90)
+    assert apps.condition("overcommitted", "Degraded")["status"] == "False"
+    assert_second_reconcile_writes_nothing(apps, "overcommitted", operator, audit, cluster)
