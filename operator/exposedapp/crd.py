@@ -1050,7 +1050,10 @@ def _column(name: str, kind: str, path: str, *, priority: int = 0) -> Schema:
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    """Plain YAML a person can review: every shared schema node written out in full."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

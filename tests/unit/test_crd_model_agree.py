@@ -266,3 +266,9 @@ def test_the_samples_are_the_five_promised() -> None:
         "multi-container.yaml",
         "nodeport.yaml",
     ]
+
+
+def test_the_generated_crd_is_plain_yaml_without_anchors_or_aliases() -> None:
+    events = list(yaml.parse(CRD_FILE.read_text()))
+    assert not [e for e in events if getattr(e, "anchor", None)]
+    assert not [e for e in events if isinstance(e, yaml.AliasEvent)]
