@@ -13,12 +13,15 @@ import datetime
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pykube
 import requests
+import requests.auth
 
 from .desired import AppRef
 from .labels import API_VERSION, APP_LABEL, FIELD_MANAGER, KIND, PLURAL
@@ -29,11 +32,13 @@ from .status import Problem
 __all__ = [
     "ApiClient",
     "ApplyResult",
+    "TokenFile",
     "TransientError",
     "execute",
     "is_transient",
     "merge_patch",
     "owned_keys",
+    "token_file_of",
 ]
 
 logger = logging.getLogger(__name__)
@@ -100,6 +105,52 @@ def is_transient(answer: Answer) -> bool:
     return answer.code in (409, 429) or answer.code >= 500 or answer.code == 0
 
 
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+class TokenFile(requests.auth.AuthBase):
+    """A bearer token read from a file, and read again whenever the file changes.
+
+    Projected ServiceAccount tokens expire and are rotated in place by the kubelet; a
+    token read once at start-up would make every write of a long-running operator fail
+    with 401. The file is checked (a stat) at each request and read again when its
+    modification time or size changed, as client-go's cached token file source does.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._seen: tuple[float, int] | None = None
+        self._token = ""
+
+    def token(self) -> str:
+        stat = self.path.stat()
+        with self._lock:
+            if self._seen != (stat.st_mtime, stat.st_size):
+                self._token = self.path.read_text().strip()
+                self._seen = (stat.st_mtime, stat.st_size)
+            return self._token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        return request
+
+
+def token_file_of(config: pykube.KubeConfig) -> Path | None:
+    """The token file the credentials come from, if they come from one.
+
+    In a Pod: the projected ServiceAccount token. With a kubeconfig: a user's
+    ``tokenFile`` (client-go's field, which pykube-ng does not read).
+    """
+    user = config.user or {}
+    if user.get("tokenFile"):
+        return Path(str(user["tokenFile"])).expanduser()
+    if user.get("token") and SERVICE_ACCOUNT_TOKEN.exists():
+        in_cluster = user["token"].strip() == SERVICE_ACCOUNT_TOKEN.read_text().strip()
+        return SERVICE_ACCOUNT_TOKEN if in_cluster else None
+    return None
+
+
 class ApiClient:
     """A thin, synchronous pykube-ng wrapper; called from worker threads."""
 
@@ -109,11 +160,19 @@ class ApiClient:
 
     @classmethod
     def from_env(cls, connections: int = 32) -> ApiClient:
+        """A client for the in-cluster ServiceAccount, else $KUBECONFIG / ~/.kube/config.
+
+        Credentials from a token file are read again whenever the file changes.
+        """
         config = pykube.KubeConfig.from_env()
         # One keep-alive connection per worker thread: requests' default pool keeps 10 and
         # would open (and throw away) a new TLS connection for every request beyond that.
         adapter = pykube.http.KubernetesHTTPAdapter(config, pool_maxsize=connections)
-        return cls(pykube.HTTPClient(config, timeout=30, http_adapter=adapter))
+        http = pykube.HTTPClient(config, timeout=30, http_adapter=adapter)
+        token_file = token_file_of(config)
+        if token_file is not None:
+            http.session.auth = TokenFile(token_file)
+        return cls(http)
 
     def call(
         self,

@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import ctypes
 import ctypes.util
+import dataclasses
 import gc
 import logging
 import os
@@ -24,9 +25,10 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 import kopf
+import pykube
 
 from . import metrics
-from .apply import ApiClient
+from .apply import ApiClient, TokenFile, token_file_of
 from .kopf_fixes import paged_listing_is_safe, shed_after_indexing
 from .labels import APP_LABEL, FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from .podhealth import trim_pod_status
@@ -385,6 +387,21 @@ async def _resync_forever(queue: WorkQueue[AppKey]) -> None:
             await _sweep_logged(runtime.client, queue)
         for key in list(runtime.indexes["apps_index"]):
             queue.enqueue(key)
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's credentials: pykube-ng's, with the token read again from its file.
+
+    kopf calls this again when the API answers 401, so a rotated token file (a Pod's
+    projected ServiceAccount token, a kubeconfig's ``tokenFile``) is picked up there as
+    it is by the operator's own client (apply.TokenFile).
+    """
+    info = kopf.login_via_pykube(**kwargs)
+    token_file = token_file_of(pykube.KubeConfig.from_env())
+    if info is None or token_file is None:
+        return info
+    return dataclasses.replace(info, token=TokenFile(token_file).token())
 
 
 @kopf.on.startup()
