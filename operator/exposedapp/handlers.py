@@ -29,7 +29,7 @@ import pykube
 
 from . import metrics
 from .apply import ApiClient, TokenFile, token_file_of
-from .kopf_fixes import paged_listing_is_safe, shed_after_indexing
+from .kopf_fixes import paged_listing_is_safe, shed_after_indexing, wait_until_indexed
 from .labels import APP_LABEL, FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from .podhealth import trim_pod_status
 from .reconcile import AppKey, Observed, Reconciler
@@ -68,6 +68,9 @@ class Runtime:
     relisted: asyncio.Event | None = None
     sweeper: asyncio.Task[None] | None = None
     trimmer: asyncio.Task[None] | None = None
+    # Ready: every index has listed once, and every app found there has been queued.
+    first_resync: asyncio.Task[None] | None = None
+    queued_at_start: int | None = None
 
 
 runtime = Runtime()
@@ -428,15 +431,31 @@ async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     runtime.trimmer = asyncio.create_task(_trim_after_bursts(runtime.queue), name="trimmer")
     reconciler = runtime.reconciler
     metrics.set_condition_source(reconciler.condition_counts)
+    runtime.first_resync = asyncio.create_task(_first_resync(runtime.queue), name="first-resync")
     port = int(os.environ.get("EXPOSEDAPP_METRICS_PORT", "0"))
     if port:
-        # Ready once started: kopf lists everything before the first handler runs.
-        runtime.metrics_server = metrics.serve(port, ready=lambda: runtime.queue is not None)
+        runtime.metrics_server = metrics.serve(port, ready=_readiness)
+
+
+async def _first_resync(queue: WorkQueue[AppKey]) -> None:
+    """Once kopf has indexed everything, queue every app it found: then we are ready."""
+    await wait_until_indexed()
+    apps = list(runtime.indexes["apps_index"])
+    for key in apps:
+        queue.enqueue(key)
+    runtime.queued_at_start = len(apps)
+    logger.info("Indexed every watched resource; queued %d apps", len(apps))
+
+
+def _readiness() -> tuple[bool, str]:
+    if runtime.queued_at_start is None:
+        return False, "starting: listing and indexing"
+    return True, f"ok: indexed, {runtime.queued_at_start} apps queued at start"
 
 
 @kopf.on.cleanup()
 async def stop(**_: Any) -> None:
-    for task in (runtime.resync, runtime.sweeper, runtime.trimmer):
+    for task in (runtime.resync, runtime.sweeper, runtime.trimmer, runtime.first_resync):
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

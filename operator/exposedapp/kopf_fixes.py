@@ -27,6 +27,7 @@ one response, which cannot expire.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
@@ -36,7 +37,12 @@ import kopf
 from kopf._cogs.aiokits import aiotoggles
 from kopf._cogs.clients import errors, fetching
 
-__all__ = ["apply_kopf_fixes", "paged_listing_is_safe", "shed_after_indexing"]
+__all__ = [
+    "apply_kopf_fixes",
+    "paged_listing_is_safe",
+    "shed_after_indexing",
+    "wait_until_indexed",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +56,33 @@ async def _notify_if_changed(self: aiotoggles.ToggleSet, change: Callable[[], ob
             self._condition.notify_all()
 
 
+# kopf (1.45, reactor/orchestration.py) blocks its "operator indexed" set with a toggle of
+# this name until every watched resource has a toggle of its own; the set is on once every
+# resource's initial listing is indexed. That set is the only way to know it: no public
+# API tells. Recognised when the blocker is made (the toggle-set fix must be applied).
+_INDEXED_BLOCKER = "orchestration blocker"
+_sets: dict[str, aiotoggles.ToggleSet] = {}  # "indexed": kopf's operator-indexed set
+
+
+async def wait_until_indexed(poll: float = 0.05) -> None:
+    """Return once kopf has listed and indexed every watched resource once.
+
+    Raises RuntimeError if kopf never made its "operator indexed" set (kopf changed).
+    """
+    for _ in range(int(60 / poll)):
+        indexed = _sets.get("indexed")
+        if indexed is not None:
+            await indexed.wait_for(True)
+            return
+        await asyncio.sleep(poll)
+    raise RuntimeError("kopf made no 'operator indexed' toggle set within 60 s: kopf changed")
+
+
 async def _make_toggle(
     self: aiotoggles.ToggleSet, __val: bool = False, *, name: str | None = None
 ) -> aiotoggles.Toggle:
+    if name == _INDEXED_BLOCKER:
+        _sets["indexed"] = self
     toggle = aiotoggles.Toggle(__val, name=name, condition=self._condition)
     await _notify_if_changed(self, lambda: self._toggles.add(toggle))
     return toggle

@@ -127,20 +127,22 @@ def count_watch_starts(verbose: bool) -> None:
     watching.addFilter(_WatchStartCounter(verbose))
 
 
-def serve(port: int, ready: Callable[[], bool], host: str = "0.0.0.0") -> ThreadingHTTPServer:
-    """/metrics, /readyz (200 once the operator has started and listed everything), /healthz."""
+def serve(
+    port: int, ready: Callable[[], tuple[bool, str]], host: str = "0.0.0.0"
+) -> ThreadingHTTPServer:
+    """/metrics, /readyz, /healthz.
+
+    ``ready`` answers (ready, what to say): /readyz is 200 with that text when ready,
+    503 with it when not.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/metrics":
                 body, status, kind = generate_latest(REGISTRY), 200, CONTENT_TYPE_LATEST
             elif self.path == "/readyz":
-                ok = ready()
-                body, status, kind = (
-                    (b"ok" if ok else b"starting"),
-                    (200 if ok else 503),
-                    "text/plain",
-                )
+                ok, text = ready()
+                body, status, kind = text.encode(), (200 if ok else 503), "text/plain"
             elif self.path == "/healthz":
                 body, status, kind = b"ok", 200, "text/plain"
             else:

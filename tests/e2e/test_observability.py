@@ -43,3 +43,25 @@ def test_metrics_count_reconciles_requests_and_apps_by_condition(
     )
     assert metric(after, "exposedapp_reconcile_duration_seconds_count") >= 1
     assert metric(after, "exposedapp_watch_starts_total", resource="pods.v1") >= 1
+
+
+def test_readyz_turns_ready_once_everything_is_indexed_and_queued(
+    apps: Apps, operator: OperatorProcess
+) -> None:
+    operator.stop()
+    for index in range(3):
+        apps.create(app_manifest(f"early-{index}", replicas=1))
+    operator.start()
+    answers: list[tuple[int, str]] = []
+
+    def scrape() -> tuple[int, str]:
+        answer = operator.scrape("/readyz")
+        answers.append(answer)
+        return answer
+
+    _, body = wait_for(scrape, lambda r: r[0] == 200, what="/readyz 200")
+    queued = int(body.split(", ")[1].split()[0])
+    assert body == f"ok: indexed, {queued} apps queued at start"
+    assert queued >= 3  # at least this test's apps (the operator watches every namespace)
+    for index in range(3):
+        apps.wait_ready(f"early-{index}")

@@ -251,3 +251,16 @@ def test_kopf_lists_in_pages_only_with_the_fallback_installed(
     fixed = kopf.OperatorSettings()
     configure(fixed)
     assert fixed.watching.chunk_size == KOPF_LIST_PAGE_SIZE
+
+
+def test_kopf_still_marks_its_operator_indexed_set_as_readiness_relies_on() -> None:
+    import inspect
+
+    from kopf._cogs.aiokits import aiotoggles
+    from kopf._core.reactor import orchestration
+
+    from exposedapp import kopf_fixes
+
+    source = inspect.getsource(orchestration)
+    assert f'operator_indexed.make_toggle(name="{kopf_fixes._INDEXED_BLOCKER}")' in source
+    assert hasattr(aiotoggles.ToggleSet, "wait_for")
