@@ -34,6 +34,8 @@ __all__ = [
     "ApplyResult",
     "TokenFile",
     "TransientError",
+    "check_service_owner",
+    "controlled_by",
     "execute",
     "is_transient",
     "merge_patch",
@@ -156,7 +158,6 @@ class ApiClient:
 
     def __init__(self, http: pykube.HTTPClient) -> None:
         self.http = http
-        self.requests: dict[str, int] = {}  # verb -> count, for metrics and tests
 
     @classmethod
     def from_env(cls, connections: int = 32) -> ApiClient:
@@ -186,7 +187,6 @@ class ApiClient:
         params: Mapping[str, str] | None = None,
         accept: str | None = None,
     ) -> Answer:
-        self.requests[method] = self.requests.get(method, 0) + 1
         kwargs: dict[str, Any] = {"url": url, "version": version}
         headers: dict[str, str] = {}
         if namespace is not None:
@@ -400,7 +400,8 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
     return patch
 
 
-def _controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
+def controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
+    """Whether ``obj`` has a controller ownerReference to the object with ``uid``."""
     return any(
         ref.get("controller") and ref.get("uid") == uid
         for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
@@ -427,7 +428,7 @@ def check_service_owner(
         return None, None
     if not answer.ok:
         raise TransientError(f"reading Service {name}: {answer.code} {answer.message}")
-    if _controlled_by(answer.body, app.uid):
+    if controlled_by(answer.body, app.uid):
         return answer.body, None
     return None, ServiceConflict(name, _controller_name(answer.body))
 
@@ -441,7 +442,7 @@ async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResu
         elif answer.code == 409 and answer.reason == "AlreadyExists":
             # A stale cache: the Pod exists. Never a duplicate; but is it ours?
             existing = await asyncio.to_thread(client.get, "pods", app.namespace, action.name)
-            if existing.ok and not _controlled_by(existing.body, app.uid):
+            if existing.ok and not controlled_by(existing.body, app.uid):
                 result.foreign_names.append(action.name)
             elif existing.ok and _labels(existing.body).get(APP_LABEL) != app.name:
                 result.hidden_names.append(action.name)

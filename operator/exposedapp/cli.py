@@ -107,9 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     show = commands.add_parser("render", help="print the Pods and Service an app implies")
     show.add_argument("-f", "--filename", required=True, help="an ExposedApp manifest, or -")
     show.add_argument("--uid", default=RENDER_UID, help="the app's UID to render with")
+    commands.add_parser("crd", help="print the CustomResourceDefinition (as crds/ holds it)")
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "crd":
+        from .crd import crd_yaml
+
+        sys.stdout.write(crd_yaml())
+        return 0
     try:
         objects = [obj for app in _documents(args.filename) for obj in render(app, args.uid)]
     except SpecError as error:

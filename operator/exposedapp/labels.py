@@ -15,7 +15,6 @@ __all__ = [
     "KIND",
     "MANAGED_BY",
     "PLURAL",
-    "RESERVED_PREFIXES",
     "TEMPLATE_ANNOTATION",
     "TEMPLATE_HASH_LABEL",
     "UID_LABEL",
@@ -39,8 +38,6 @@ UID_LABEL = f"{GROUP}/app-uid"
 TEMPLATE_HASH_LABEL = f"{GROUP}/template-hash"
 # What the Pod was built from, so a replacement can say what changed (ports, images).
 TEMPLATE_ANNOTATION = f"{GROUP}/template"
-
-RESERVED_PREFIXES = (f"{GROUP}/", "kubernetes.io/", "k8s.io/")
 
 
 def identity_labels(app_name: str, app_uid: str) -> dict[str, str]:

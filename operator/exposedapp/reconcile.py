@@ -24,6 +24,7 @@ from .apply import (
     ApplyResult,
     TransientError,
     check_service_owner,
+    controlled_by,
     execute,
     is_transient,
     merge_patch,
@@ -31,7 +32,7 @@ from .apply import (
     summarise_done,
 )
 from .desired import AppRef, DesiredState, build_desired
-from .labels import APP_LABEL, UID_LABEL
+from .labels import APP_LABEL
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .model import SpecError, parse_spec, validate_name
 from .plan import Action, Plan, ServiceConflict, observe_pod, plan
@@ -145,13 +146,6 @@ def _utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
-    return any(
-        ref.get("controller") and ref.get("uid") == uid
-        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
-    )
-
-
 class Reconciler:
     def __init__(
         self,
@@ -171,7 +165,6 @@ class Reconciler:
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._event_gate = asyncio.Semaphore(4)
         self.recorder = EventRecorder(client, clock)
-        self.writes = 0
 
     async def __call__(self, key: AppKey) -> Outcome:
         started = time.monotonic()
@@ -209,11 +202,11 @@ class Reconciler:
             memory = self.memory[key] = _Memory(uid=metadata["uid"])
         ref = AppRef(key[0], key[1], metadata["uid"])
         generation = int(metadata.get("generation") or 0)
-        pods = [observe_pod(p) for p in observed.pods if _controlled_by(p, ref.uid)]
+        pods = [observe_pod(p) for p in observed.pods if controlled_by(p, ref.uid)]
         services = [
             s
             for s in observed.services
-            if _controlled_by(s, ref.uid) and s["metadata"]["name"] == ref.name
+            if controlled_by(s, ref.uid) and s["metadata"]["name"] == ref.name
         ]
         service = services[0] if services else None
 
@@ -514,7 +507,6 @@ class Reconciler:
             answer = await asyncio.to_thread(
                 self.client.patch_status, ref, merge_patch(current, wanted)
             )
-            self.writes += 1
             if answer.code == 404:
                 return False  # deleted meanwhile
             if answer.ok:
@@ -540,7 +532,6 @@ class Reconciler:
         answer = await asyncio.to_thread(
             self.client.patch_status, ref, merge_patch(current, fallback)
         )
-        self.writes += 1
         if not answer.ok and answer.code != 404:
             raise TransientError(f"writing the minimal status: {answer.code} {answer.message}")
         memory.status_written_at = time.monotonic()
@@ -591,7 +582,3 @@ class Reconciler:
             answer = await asyncio.to_thread(self.client.post_event, ref, kind, reason, message)
             if not answer.ok:  # events are best effort: never fail a reconcile for one
                 logger.debug("Could not post event %s: %s", reason, answer.message)
-
-
-def pod_app_uid(pod: Mapping[str, Any]) -> str:
-    return str(((pod.get("metadata") or {}).get("labels") or {}).get(UID_LABEL, ""))

@@ -80,10 +80,6 @@ class WorkQueue(Generic[K]):
         heapq.heappush(self._heap, (due, next(self._order), key))
         self._wakeup.set()
 
-    def forget(self, key: K) -> None:
-        """Drop the key's backoff memory (the object is gone)."""
-        self._failures.pop(key, None)
-
     @property
     def waiting(self) -> int:
         return len(self._due)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from kubernetes import client
+from prometheus_client import REGISTRY
 
 from exposedapp import apply
 from exposedapp.apply import ApiClient
@@ -34,6 +35,11 @@ def test_list_uids_pages_through_one_consistent_list(
     monkeypatch.setattr(apply, "METADATA_LIST_PAGE_SIZE", 3)
     api = ApiClient.from_env(connections=1)
 
+    def gets() -> float:
+        labels = {"verb": "GET", "code": "200"}
+        return REGISTRY.get_sample_value("exposedapp_api_requests_total", labels) or 0.0
+
+    before = gets()
     assert api.list_uids("v1", "configmaps", namespace, "sweep=yes") == expected
-    assert api.requests == {"GET": 3}  # 3 + 3 + 1: every page read, none twice
+    assert gets() - before == 3  # 3 + 3 + 1: every page read, none twice
     assert api.list_uids("v1", "configmaps", namespace, "sweep=absent") == set()
