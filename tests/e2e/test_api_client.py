@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 from kubernetes import client
-from prometheus_client import REGISTRY
 
 from exposedapp import apply
 from exposedapp.apply import ApiClient
+from exposedapp.metrics import REGISTRY
 from kubetest.cluster import ClusterHandle
 
 pytestmark = pytest.mark.e2e
