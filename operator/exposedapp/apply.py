@@ -433,67 +433,77 @@ def check_service_owner(
     return None, ServiceConflict(name, _controller_name(answer.body))
 
 
-async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResult) -> None:
-    if action.kind == "create_pod":
-        assert action.body is not None
-        answer = await asyncio.to_thread(client.create_pod, action.body)
-        if answer.ok:
-            result.created_pods.append(action.name)
-        elif answer.code == 409 and answer.reason == "AlreadyExists":
-            # A stale cache: the Pod exists. Never a duplicate; but is it ours?
-            existing = await asyncio.to_thread(client.get, "pods", app.namespace, action.name)
-            if existing.ok and not controlled_by(existing.body, app.uid):
-                result.foreign_names.append(action.name)
-            elif existing.ok and _labels(existing.body).get(APP_LABEL) != app.name:
-                result.hidden_names.append(action.name)
-            return
-        elif is_transient(answer):
-            raise TransientError(f"creating Pod {action.name}: {answer.code} {answer.message}")
-        else:
-            result.problems.append(_problem(answer, f"creating Pod {action.name}"))
-            return
-    elif action.kind == "delete_pod":
-        answer = await asyncio.to_thread(
-            client.delete, "pods", app.namespace, action.name, action.uid
+def _landed(answer: Answer, result: ApplyResult, what: str) -> bool:
+    """True if the write landed; a refusal becomes a problem, trouble a TransientError."""
+    if answer.ok:
+        return True
+    if is_transient(answer):
+        raise TransientError(f"{what}: {answer.code} {answer.message}")
+    result.problems.append(_problem(answer, what))
+    return False
+
+
+async def _create_pod(client: ApiClient, action: Action, app: AppRef, result: ApplyResult) -> bool:
+    assert action.body is not None
+    answer = await asyncio.to_thread(client.create_pod, action.body)
+    if answer.code == 409 and answer.reason == "AlreadyExists":
+        # A stale cache: the Pod exists. Never a duplicate; but is it ours?
+        existing = await asyncio.to_thread(client.get, "pods", app.namespace, action.name)
+        if existing.ok and not controlled_by(existing.body, app.uid):
+            result.foreign_names.append(action.name)
+        elif existing.ok and _labels(existing.body).get(APP_LABEL) != app.name:
+            result.hidden_names.append(action.name)
+        return False
+    if not _landed(answer, result, f"creating Pod {action.name}"):
+        return False
+    result.created_pods.append(action.name)
+    return True
+
+
+async def _delete_pod(client: ApiClient, action: Action, app: AppRef, result: ApplyResult) -> bool:
+    answer = await asyncio.to_thread(client.delete, "pods", app.namespace, action.name, action.uid)
+    if answer.code in (404, 409):  # already gone, or a successor with that name
+        return False
+    if not _landed(answer, result, f"deleting Pod {action.name}"):
+        return False
+    result.deleted_pods.append(action.name)
+    return True
+
+
+async def _write_service(
+    client: ApiClient, action: Action, app: AppRef, result: ApplyResult
+) -> bool:
+    assert action.body is not None
+    if action.kind == "recreate_service":
+        gone = await asyncio.to_thread(
+            client.delete, "services", app.namespace, action.name, action.uid
         )
-        if answer.ok:
-            result.deleted_pods.append(action.name)
-        elif answer.code in (404, 409):  # already gone, or a successor with that name
-            return
-        elif is_transient(answer):
-            raise TransientError(f"deleting Pod {action.name}: {answer.code} {answer.message}")
-        else:
-            result.problems.append(_problem(answer, f"deleting Pod {action.name}"))
-            return
-    elif action.kind == "replace_service":
-        assert action.body is not None
+        if gone.code != 404 and not _landed(gone, result, f"deleting Service {action.name}"):
+            return False
+    if action.kind == "replace_service":
         answer = await asyncio.to_thread(client.replace_service, action.body)
-        if answer.ok:
-            result.service = answer.body
-        elif is_transient(answer):
-            raise TransientError(f"repairing Service {action.name}: {answer.code} {answer.message}")
-        else:
-            result.problems.append(_problem(answer, f"repairing Service {action.name}"))
-            return
-    elif action.kind in ("apply_service", "recreate_service"):
-        assert action.body is not None
-        if action.kind == "recreate_service":
-            gone = await asyncio.to_thread(
-                client.delete, "services", app.namespace, action.name, action.uid
-            )
-            if not gone.ok and gone.code != 404:
-                if is_transient(gone):
-                    raise TransientError(f"deleting Service {action.name}: {gone.message}")
-                result.problems.append(_problem(gone, f"deleting Service {action.name}"))
-                return
+        what = f"repairing Service {action.name}"
+    else:
         answer = await asyncio.to_thread(client.apply_service, action.body)
-        if answer.ok:
-            result.service = answer.body
-        elif is_transient(answer):
-            raise TransientError(f"applying Service {action.name}: {answer.code} {answer.message}")
-        else:
-            result.problems.append(_problem(answer, f"applying Service {action.name}"))
-            return
+        what = f"applying Service {action.name}"
+    if not _landed(answer, result, what):
+        return False
+    result.service = answer.body
+    return True
+
+
+_WRITERS = {
+    "create_pod": _create_pod,
+    "delete_pod": _delete_pod,
+    "apply_service": _write_service,
+    "replace_service": _write_service,
+    "recreate_service": _write_service,
+}
+
+
+async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResult) -> None:
+    if not await _WRITERS[action.kind](client, action, app, result):
+        return
     result.done.append(action)
     logger.info(
         "%s",

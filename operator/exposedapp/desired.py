@@ -107,6 +107,36 @@ def _exposed(spec: ExposedAppSpec) -> list[tuple[Container, Port]]:
 
 
 def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
+    """The Pods and the Service ``spec`` implies for ``app``: whole objects, no I/O."""
+    template_hash, summary, pod_template = _pod_template(app, spec)
+    exposed = _exposed(spec)
+    ports = tuple(
+        PortMapping(p.name, p.protocol, p.service_port, p.container_port, c.name, p.node_port)
+        for c, p in exposed
+    )
+    identity = identity_labels(app.name, app.uid)
+    service = _service(app, spec, identity, ports) if ports else None
+    return DesiredState(
+        app_name=app.name,
+        namespace=app.namespace,
+        replicas=spec.replicas,
+        template_hash=template_hash,
+        template_summary=summary,
+        pod_template=pod_template,
+        service=service,
+        selector=identity,
+        ports=ports,
+        images=tuple(c.image for c in spec.containers),
+        strategy=spec.update_strategy.type,
+        max_surge=spec.update_strategy.max_surge,
+        max_unavailable=spec.update_strategy.max_unavailable,
+        min_ready_seconds=spec.min_ready_seconds,
+        service_type=spec.service.type,
+    )
+
+
+def _pod_template(app: AppRef, spec: ExposedAppSpec) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(template hash, template summary, the Pod body without a name)."""
     user_labels = dict(spec.pod_labels)
     user_annotations = dict(spec.pod_annotations)
     pod_spec: dict[str, Any] = {
@@ -129,7 +159,6 @@ def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
         },
         "images": {c.name: c.image for c in spec.containers},
     }
-    identity = identity_labels(app.name, app.uid)
     pod_template: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -139,7 +168,7 @@ def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
             "labels": {
                 **user_labels,
                 **recommended_labels(app.name),
-                **identity,
+                **identity_labels(app.name, app.uid),
                 TEMPLATE_HASH_LABEL: template_hash,
             },
             "annotations": {
@@ -150,29 +179,7 @@ def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
         },
         "spec": pod_spec,
     }
-    exposed = _exposed(spec)
-    ports = tuple(
-        PortMapping(p.name, p.protocol, p.service_port, p.container_port, c.name, p.node_port)
-        for c, p in exposed
-    )
-    service = _service(app, spec, identity, ports) if ports else None
-    return DesiredState(
-        app_name=app.name,
-        namespace=app.namespace,
-        replicas=spec.replicas,
-        template_hash=template_hash,
-        template_summary=summary,
-        pod_template=pod_template,
-        service=service,
-        selector=identity,
-        ports=ports,
-        images=tuple(c.image for c in spec.containers),
-        strategy=spec.update_strategy.type,
-        max_surge=spec.update_strategy.max_surge,
-        max_unavailable=spec.update_strategy.max_unavailable,
-        min_ready_seconds=spec.min_ready_seconds,
-        service_type=spec.service.type,
-    )
+    return template_hash, summary, pod_template
 
 
 def _service(

@@ -196,116 +196,125 @@ def _pod_actions(
     taken_names: frozenset[str],
     now: datetime.datetime,
 ) -> tuple[list[Action], float | None]:
-    actions: list[Action] = []
-    requeue: float | None = None
-    live = [p for p in pods if not p.deleting]
-    for pod in live:
-        if pod.finished:
-            actions.append(
-                Action(
-                    "delete_pod",
-                    pod.name,
-                    f"deleting {pod.name}: it is "
-                    f"{pod.phase}{' (' + pod.reason + ')' if pod.reason else ''}"
-                    " and will never serve again",
-                    uid=pod.uid,
-                )
-            )
-    running = [p for p in live if not p.finished]
-    current = [p for p in running if p.template_hash == desired.template_hash]
-    old = [p for p in running if p.template_hash != desired.template_hash]
-    replicas = desired.replicas
-    used = {p.name for p in pods} | set(taken_names)
-
-    def create(count: int, why: str) -> None:
-        slot = 0
-        for _ in range(count):
-            while _pod_name(desired.app_name, desired.template_hash, slot) in used:
-                slot += 1
-            name = _pod_name(desired.app_name, desired.template_hash, slot)
-            used.add(name)
-            actions.append(
-                Action("create_pod", name, f"creating {name}: {why}", body=desired.pod(name))
-            )
-
-    def delete(victims: Sequence[ObservedPod], why: str) -> None:
-        actions.extend(
-            Action("delete_pod", p.name, f"deleting {p.name}: {why}", uid=p.uid) for p in victims
-        )
-
-    def replacing(pod: ObservedPod) -> str:
-        change = describe_template_change(pod.template_summary, desired.template_summary)
-        return f"template hash {pod.template_hash} != {desired.template_hash} ({change})"
-
+    """The Pod creates and deletes that move ``pods`` toward ``desired``, and when to look
+    again (a Pod becoming available after minReadySeconds)."""
+    planner = _PodPlanner(desired, pods, taken_names, now)
+    planner.remove_finished()
+    live = [p for p in pods if not p.deleting and not p.finished]
+    current = [p for p in live if p.template_hash == desired.template_hash]
+    old = [p for p in live if p.template_hash != desired.template_hash]
     terminating_old = [p for p in pods if p.deleting and p.template_hash != desired.template_hash]
     if desired.strategy == "Recreate" and (old or terminating_old):
         # Recreate means no new Pod runs beside an old one: wait until they are all gone.
-        delete(old, f"Recreate strategy, {replacing(old[0])}" if old else "")
-        return actions, None
-
+        planner.delete(old, f"Recreate strategy, {planner.replacing(old[0])}" if old else "")
+        return planner.actions, None
     if not old:
+        planner.scale(current)
+        return planner.actions, None
+    planner.roll(current, old)
+    return planner.actions, planner.until_available(current)
+
+
+class _PodPlanner:
+    """The Pod actions of one plan, with the names they take."""
+
+    def __init__(
+        self,
+        desired: DesiredState,
+        pods: Sequence[ObservedPod],
+        taken_names: frozenset[str],
+        now: datetime.datetime,
+    ) -> None:
+        self.desired, self.pods, self.now = desired, pods, now
+        self.used = {p.name for p in pods} | set(taken_names)
+        self.actions: list[Action] = []
+
+    def create(self, count: int, why: str) -> None:
+        desired, slot = self.desired, 0
+        for _ in range(count):
+            while _pod_name(desired.app_name, desired.template_hash, slot) in self.used:
+                slot += 1
+            name = _pod_name(desired.app_name, desired.template_hash, slot)
+            self.used.add(name)
+            self.actions.append(
+                Action("create_pod", name, f"creating {name}: {why}", body=desired.pod(name))
+            )
+
+    def delete(self, victims: Sequence[ObservedPod], why: str) -> None:
+        self.actions.extend(
+            Action("delete_pod", p.name, f"deleting {p.name}: {why}", uid=p.uid) for p in victims
+        )
+
+    def replacing(self, pod: ObservedPod) -> str:
+        change = describe_template_change(pod.template_summary, self.desired.template_summary)
+        return f"template hash {pod.template_hash} != {self.desired.template_hash} ({change})"
+
+    def available(self, pod: ObservedPod) -> bool:
+        return pod.available(self.now, self.desired.min_ready_seconds)
+
+    def remove_finished(self) -> None:
+        for pod in self.pods:
+            if not pod.deleting and pod.finished:
+                reason = f" ({pod.reason})" if pod.reason else ""
+                self.delete([pod], f"it is {pod.phase}{reason} and will never serve again")
+
+    def scale(self, current: Sequence[ObservedPod]) -> None:
+        replicas = self.desired.replicas
         if len(current) < replicas:
-            create(replicas - len(current), f"{len(current)} of {replicas} replicas exist")
+            self.create(replicas - len(current), f"{len(current)} of {replicas} replicas exist")
         elif len(current) > replicas:
             extra = _least_valuable_first(current)[: len(current) - replicas]
-            delete(extra, f"scaling down to {replicas} replicas ({len(current)} exist)")
-        return actions, requeue
+            self.delete(extra, f"scaling down to {replicas} replicas ({len(current)} exist)")
 
-    # RollingUpdate, as a Deployment does it: old Pods go while at least replicas -
-    # maxUnavailable stay available, and new ones come within maxSurge. Pods deleted now
-    # count as gone (as terminating Pods do), so their replacements are created in the same
-    # pass, not one watch round trip later.
-    surge, max_unavailable = resolve_rolling(desired.max_surge, desired.max_unavailable, replicas)
-
-    def is_available(pod: ObservedPod) -> bool:
-        return pod.available(now, desired.min_ready_seconds)
-
-    min_available = max(0, replicas - max_unavailable)
-    new_unavailable = sum(not is_available(p) for p in current)
-    budget = len(current) + len(old) - min_available - new_unavailable
-    victims: list[ObservedPod] = []
-    for pod in _least_valuable_first([p for p in old if not is_available(p)]):
-        if budget <= 0:
-            break
-        victims.append(pod)  # an unavailable old Pod costs no availability
-        budget -= 1
-    available_budget = min(budget, sum(is_available(p) for p in current + old) - min_available)
-    for pod in _least_valuable_first([p for p in old if is_available(p)]):
-        if available_budget <= 0:
-            break
-        victims.append(pod)
-        available_budget -= 1
-
-    room = replicas + surge - (len(current) + len(old) - len(victims))
-    wanted_new = max(0, min(replicas - len(current), room))
-    if wanted_new:
-        create(
-            wanted_new,
-            f"rolling update, {len(current)} of {replicas} replicas updated (maxSurge {surge})",
+    def roll(self, current: Sequence[ObservedPod], old: Sequence[ObservedPod]) -> None:
+        """RollingUpdate, as a Deployment does it: old Pods go while at least replicas -
+        maxUnavailable stay available, and new ones come within maxSurge. Pods deleted now
+        count as gone (as terminating Pods do), so their replacements are created in the
+        same pass, not one watch round trip later."""
+        desired, replicas = self.desired, self.desired.replicas
+        surge, max_unavailable = resolve_rolling(
+            desired.max_surge, desired.max_unavailable, replicas
         )
-    if len(current) > replicas:
-        delete(
-            _least_valuable_first(current)[: len(current) - replicas],
-            f"scaling down to {replicas} replicas during a rollout",
+        min_available = max(0, replicas - max_unavailable)
+        new_unavailable = sum(not self.available(p) for p in current)
+        budget = len(current) + len(old) - min_available - new_unavailable
+        victims: list[ObservedPod] = []
+        for pod in _least_valuable_first([p for p in old if not self.available(p)]):
+            if budget <= 0:
+                break
+            victims.append(pod)  # an unavailable old Pod costs no availability
+            budget -= 1
+        available_budget = min(
+            budget, sum(self.available(p) for p in [*current, *old]) - min_available
         )
-    for pod in victims:
-        actions.append(
-            Action(
-                "delete_pod",
-                pod.name,
-                f"deleting {pod.name}: rolling update, {replacing(pod)}",
-                uid=pod.uid,
+        for pod in _least_valuable_first([p for p in old if self.available(p)]):
+            if available_budget <= 0:
+                break
+            victims.append(pod)
+            available_budget -= 1
+        room = replicas + surge - (len(current) + len(old) - len(victims))
+        wanted_new = max(0, min(replicas - len(current), room))
+        if wanted_new:
+            self.create(
+                wanted_new,
+                f"rolling update, {len(current)} of {replicas} replicas updated (maxSurge {surge})",
             )
-        )
+        if len(current) > replicas:
+            self.delete(
+                _least_valuable_first(current)[: len(current) - replicas],
+                f"scaling down to {replicas} replicas during a rollout",
+            )
+        for pod in victims:
+            self.delete([pod], f"rolling update, {self.replacing(pod)}")
 
-    if desired.min_ready_seconds:
-        waiting = [
-            p for p in current if p.ready and not p.available(now, desired.min_ready_seconds)
-        ]
-        if waiting:
-            ready_since = min(p.ready_since for p in waiting if p.ready_since)
-            requeue = max(0.1, desired.min_ready_seconds - (now - ready_since).total_seconds())
-    return actions, requeue
+    def until_available(self, current: Sequence[ObservedPod]) -> float | None:
+        """Seconds until the first ready new Pod counts as available (minReadySeconds)."""
+        seconds = self.desired.min_ready_seconds
+        waiting = [p for p in current if p.ready and not self.available(p)]
+        since = [p.ready_since for p in waiting if p.ready_since]
+        if not seconds or not since:
+            return None
+        return max(0.1, seconds - (self.now - min(since)).total_seconds())
 
 
 OMITTED_DEFAULTS: Mapping[str, Any] = {"publishNotReadyAddresses": False}

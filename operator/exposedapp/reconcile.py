@@ -35,7 +35,7 @@ from .desired import AppRef, DesiredState, build_desired
 from .labels import APP_LABEL
 from .metrics import RECONCILE_SECONDS, RECONCILES
 from .model import SpecError, parse_spec, validate_name
-from .plan import Action, Plan, ServiceConflict, observe_pod, plan
+from .plan import Action, ObservedPod, Plan, ServiceConflict, observe_pod, plan
 from .podhealth import explain
 from .recorder import EventRecorder
 from .rollout import rollout_target
@@ -85,6 +85,47 @@ class _Expectations:
         self.creates -= seen  # the watch delivered the new Pod
         self.deletes &= not_deleting  # the watch shows it terminating, or gone
         return (not self.creates and not self.deletes) or now > self.deadline
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One app and its children as the indexes held them when a reconcile began."""
+
+    ref: AppRef
+    app: Mapping[str, Any]
+    generation: int
+    pods: list[ObservedPod]
+    service: Mapping[str, Any] | None
+    slices: tuple[Mapping[str, Any], ...]
+    memory: _Memory
+
+    @property
+    def key(self) -> AppKey:
+        return (self.ref.namespace, self.ref.name)
+
+
+def _name_problems(result: ApplyResult) -> list[Problem]:
+    """Pod names we could not use: held by Pods not ours, or by ours that lost our label."""
+    problems = []
+    if result.hidden_names:
+        problems.append(
+            Problem(
+                "PodLabelsEdited",
+                f"Pods {', '.join(sorted(result.hidden_names))} are controlled by this app "
+                f"but no longer carry the label {APP_LABEL}; they are not counted or "
+                "selected any more (and go when the app goes); replacements use other names",
+            )
+        )
+    if result.foreign_names:
+        problems.append(
+            Problem(
+                "PodNameTaken",
+                "Pods not controlled by this app hold the "
+                f"names {', '.join(sorted(result.foreign_names))}; "
+                "other names are used",
+            )
+        )
+    return problems
 
 
 @dataclass
@@ -185,6 +226,79 @@ class Reconciler:
         return counts
 
     async def _reconcile(self, key: AppKey) -> tuple[Outcome, str]:
+        """Snapshot, gate, plan, execute, record, status: one pass for one app."""
+        snap = self._snapshot(key)
+        if snap is None:
+            return Outcome(), "synced"
+        memory = snap.memory
+        desired = await self._desired(snap)
+        if desired is None:
+            return Outcome(), "invalid"
+        if not memory.expectations.satisfied(
+            {p.name for p in snap.pods},
+            {p.name for p in snap.pods if not p.deleting},
+            time.monotonic(),
+        ):
+            # Our own writes have not all come back through the watch yet; their events
+            # will run this again. Acting now could double a create or a delete.
+            logger.debug("Deferred %s/%s: waiting for our own writes to be observed", *key)
+            wait = max(0.1, memory.expectations.deadline - time.monotonic())
+            return Outcome(requeue_after=wait), "deferred"
+        created_meanwhile = self._collect_service_create(memory)  # raises if it failed
+        service, conflict = await self._service(snap, desired)
+        the_plan = self._plan(snap, desired, service, conflict)
+        the_plan = self._create_service_in_background(snap.ref, key, the_plan, service, memory)
+        result = await self._execute(snap, the_plan)
+        if result is None:
+            return Outcome(requeue_after=PARTIAL_REQUEUE_SECONDS), "partial"
+        problems = await self._record(snap, service, result, created_meanwhile, the_plan, conflict)
+        wrote_status = await self._report(
+            snap.ref,
+            snap.app,
+            snap.generation,
+            desired,
+            snap.pods,
+            result.service or service,
+            snap.slices,
+            problems,
+            memory,
+            # A Service still being created counts as a change under way: its arrival
+            # brings the Ready write, and progress written meanwhile (Pods turning ready
+            # while the Service waits seconds for its cluster IP) is stale moments later.
+            acted=bool(result.done) or memory.service_creating is not None,
+        )
+        log = logger.info if (result.done or wrote_status or problems) else logger.debug
+        log(
+            "Reconciled %s/%s: %d actions, %d problems, status %s",
+            *key,
+            len(result.done),
+            len(problems),
+            "written" if wrote_status else "unchanged",
+        )
+        if key not in self.progressing:
+            memory.built = None  # settled: rebuilt if the spec or the Pods move again
+        label = "problem" if problems else ("changed" if result.done or wrote_status else "synced")
+        return self._outcome(the_plan, problems, memory), label
+
+    async def _execute(self, snap: _Snapshot, the_plan: Plan) -> ApplyResult | None:
+        """Carry out the plan; None if only part of it landed (the API pacing us)."""
+        if the_plan.empty:
+            return ApplyResult()
+        try:
+            return await execute(self.client, snap.ref, the_plan)
+        except TransientError as error:
+            if error.partial is None:
+                raise
+            self._remember(snap.memory, error.partial)  # what landed must not be made twice
+            if not error.partial.done:
+                raise
+            # Some actions landed: the API is pacing us (429 among parallel writes), not
+            # failing this app. Look again soon, without growing the failure backoff.
+            logger.info("Reconciled %s/%s in part: %s", *snap.key, error)
+            return None
+
+    def _snapshot(self, key: AppKey) -> _Snapshot | None:
+        """What the indexes hold of the app and its children; None if the app is gone."""
         observed = self.observe(key)
         app = observed.app
         metadata = (app or {}).get("metadata") or {}
@@ -193,7 +307,7 @@ class Reconciler:
             self._forget(key)
             self.conditions.pop(key, None)
             self.progressing.discard(key)
-            return Outcome(), "synced"
+            return None
         memory = self.memory.get(key)
         if memory is None or memory.uid != metadata["uid"]:
             # A new app, or one deleted and created again under the same name before a
@@ -201,81 +315,91 @@ class Reconciler:
             self._forget(key)
             memory = self.memory[key] = _Memory(uid=metadata["uid"])
         ref = AppRef(key[0], key[1], metadata["uid"])
-        generation = int(metadata.get("generation") or 0)
-        pods = [observe_pod(p) for p in observed.pods if controlled_by(p, ref.uid)]
         services = [
             s
             for s in observed.services
             if controlled_by(s, ref.uid) and s["metadata"]["name"] == ref.name
         ]
-        service = services[0] if services else None
+        return _Snapshot(
+            ref=ref,
+            app=app,
+            generation=int(metadata.get("generation") or 0),
+            pods=[observe_pod(p) for p in observed.pods if controlled_by(p, ref.uid)],
+            service=services[0] if services else None,
+            slices=observed.slices,
+            memory=memory,
+        )
 
+    async def _desired(self, snap: _Snapshot) -> DesiredState | None:
+        """The desired state of a valid spec; for an invalid one, status says why: None."""
         try:
-            validate_name(ref.name)
-            desired = memory.desired_for(ref, app.get("spec") or {})
+            validate_name(snap.ref.name)
+            return snap.memory.desired_for(snap.ref, snap.app.get("spec") or {})
         except SpecError as error:
             problem = Problem("InvalidSpec", str(error))
             await self._report(
-                ref, app, generation, None, pods, service, observed.slices, [problem], memory
+                snap.ref,
+                snap.app,
+                snap.generation,
+                None,
+                snap.pods,
+                snap.service,
+                snap.slices,
+                [problem],
+                snap.memory,
             )
-            logger.info("Reconciled %s/%s: the spec is invalid: %s", ref.namespace, ref.name, error)
-            return Outcome(), "invalid"
+            logger.info("Reconciled %s/%s: the spec is invalid: %s", *snap.key, error)
+            return None
 
-        seen = {p.name for p in pods}
-        not_deleting = {p.name for p in pods if not p.deleting}
-        if not memory.expectations.satisfied(seen, not_deleting, time.monotonic()):
-            # Our own writes have not all come back through the watch yet; their events
-            # will run this again. Acting now could double a create or a delete.
-            logger.debug(
-                "Deferred %s/%s: waiting for our own writes to be observed", ref.namespace, ref.name
-            )
-            wait = max(0.1, memory.expectations.deadline - time.monotonic())
-            return Outcome(requeue_after=wait), "deferred"
-
-        created_meanwhile = self._collect_service_create(memory)  # raises if it failed
-        service = memory.fresher_service(service)
-        conflict: ServiceConflict | None = None
-        if desired.service is not None and service is None and memory.service_creating is None:
+    async def _service(
+        self, snap: _Snapshot, desired: DesiredState
+    ) -> tuple[Mapping[str, Any] | None, ServiceConflict | None]:
+        """Our Service as freshly as we know it, or a conflict with another owner's."""
+        memory = snap.memory
+        service = memory.fresher_service(snap.service)
+        if desired.service is None or service is not None or memory.service_creating is not None:
             # (While our own create is in flight the owner was checked before it started.)
-            found, conflict = await asyncio.to_thread(
-                check_service_owner, self.client, ref, ref.name
-            )
-            service = found or service
+            return service, None
+        found, conflict = await asyncio.to_thread(
+            check_service_owner, self.client, snap.ref, snap.ref.name
+        )
+        return found or service, conflict
 
+    def _plan(
+        self,
+        snap: _Snapshot,
+        desired: DesiredState,
+        service: Mapping[str, Any] | None,
+        conflict: ServiceConflict | None,
+    ) -> Plan:
         # Toward the spec, or toward a step on the way that keeps renamed ports serving.
+        live = [p for p in snap.pods if not p.deleting and not p.finished]
         target = rollout_target(
             desired,
-            [
-                (p.template_hash, p.template_summary.get("ports") or {})
-                for p in pods
-                if not p.deleting and not p.finished
-            ],
+            [(p.template_hash, p.template_summary.get("ports") or {}) for p in live],
             service,
         )
-        the_plan = plan(
+        return plan(
             target,
-            pods,
+            snap.pods,
             service,
             service_owned_keys=owned_keys(service) if service else None,
             service_conflict=conflict,
-            taken_names=frozenset(memory.foreign_names),
+            taken_names=frozenset(snap.memory.foreign_names),
             now=self.clock(),
         )
-        the_plan = self._create_service_in_background(ref, key, the_plan, service, memory)
-        try:
-            result = (
-                await execute(self.client, ref, the_plan) if not the_plan.empty else ApplyResult()
-            )
-        except TransientError as error:
-            if error.partial is None:
-                raise
-            self._remember(memory, error.partial)  # what landed must not be made twice
-            if not error.partial.done:
-                raise
-            # Some actions landed: the API is pacing us (429 among parallel writes), not
-            # failing this app. Look again soon, without growing the failure backoff.
-            logger.info("Reconciled %s/%s in part: %s", ref.namespace, ref.name, error)
-            return Outcome(requeue_after=PARTIAL_REQUEUE_SECONDS), "partial"
+
+    async def _record(
+        self,
+        snap: _Snapshot,
+        service: Mapping[str, Any] | None,
+        result: ApplyResult,
+        created_meanwhile: ApplyResult | None,
+        the_plan: Plan,
+        conflict: ServiceConflict | None,
+    ) -> list[Problem]:
+        """Remember what landed, tell it in one event, and return the problems met."""
+        memory = snap.memory
         if result.service is not None:
             memory.service_refused = False
             memory.service_seen_before = ((service or {}).get("metadata") or {}).get(
@@ -291,60 +415,13 @@ class Reconciler:
             # One event per change, not per reconcile: this one's actions are told with the
             # Service's creation, when it ends.
             memory.done_meanwhile += result.done
+        if memory.service_creating is None:
+            for reason, message in summarise_done(result.done):
+                await self._event(snap.ref, "Normal", reason, message)
         problems = list(result.problems)
         if conflict is not None:
             problems.append(Problem("ServiceConflict", the_plan.blocked[0]))
-        if result.hidden_names:
-            problems.append(
-                Problem(
-                    "PodLabelsEdited",
-                    f"Pods {', '.join(sorted(result.hidden_names))} are controlled by this app "
-                    f"but no longer carry the label {APP_LABEL}; they are not counted or "
-                    "selected any more (and go when the app goes); replacements use other names",
-                )
-            )
-        if result.foreign_names:
-            problems.append(
-                Problem(
-                    "PodNameTaken",
-                    "Pods not controlled by this app hold the "
-                    f"names {', '.join(sorted(result.foreign_names))}; "
-                    "other names are used",
-                )
-            )
-        if memory.service_creating is None:
-            for reason, message in summarise_done(result.done):
-                await self._event(ref, "Normal", reason, message)
-        if result.service is not None:
-            service = result.service
-        wrote_status = await self._report(
-            ref,
-            app,
-            generation,
-            desired,
-            pods,
-            service,
-            observed.slices,
-            problems,
-            memory,
-            # A Service still being created counts as a change under way: its arrival
-            # brings the Ready write, and progress written meanwhile (Pods turning ready
-            # while the Service waits seconds for its cluster IP) is stale moments later.
-            acted=bool(result.done) or memory.service_creating is not None,
-        )
-        log = logger.info if (result.done or wrote_status or problems) else logger.debug
-        log(
-            "Reconciled %s/%s: %d actions, %d problems, status %s",
-            ref.namespace,
-            ref.name,
-            len(result.done),
-            len(problems),
-            "written" if wrote_status else "unchanged",
-        )
-        if key not in self.progressing:
-            memory.built = None  # settled: rebuilt if the spec or the Pods move again
-        label = "problem" if problems else ("changed" if result.done or wrote_status else "synced")
-        return self._outcome(the_plan, problems, memory), label
+        return problems + _name_problems(result)
 
     def _create_service_in_background(
         self,
@@ -474,16 +551,7 @@ class Reconciler:
         memory.status_retry = decision.retry_after
         if decision.now:
             written = await self._write_status(ref, current, wanted, memory)
-        # One Event per kind of problem; each reconcile that meets it again (a retry, with
-        # backoff) counts on that Event instead of posting another.
-        reasons = tuple(dict.fromkeys(p.reason for p in problems))
-        for reason in reasons:
-            group = [p for p in problems if p.reason == reason]
-            message = describe_problems(group)
-            await self._event(ref, "Warning", reason, message)
-            if reason not in memory.problem_events:
-                logger.warning("Degraded %s/%s: %s", ref.namespace, ref.name, message)
-        memory.problem_events = reasons
+        await self._tell_problems(ref, problems, memory)
         await self._tell_pod_problems(ref, pods, memory)
         return written
 
@@ -536,6 +604,18 @@ class Reconciler:
             raise TransientError(f"writing the minimal status: {answer.code} {answer.message}")
         memory.status_written_at = time.monotonic()
         return answer.ok
+
+    async def _tell_problems(self, ref: AppRef, problems: list[Problem], memory: _Memory) -> None:
+        """One Event per kind of problem; each reconcile that meets it again (a retry, with
+        backoff) counts on that Event instead of posting another."""
+        reasons = tuple(dict.fromkeys(p.reason for p in problems))
+        for reason in reasons:
+            group = [p for p in problems if p.reason == reason]
+            message = describe_problems(group)
+            await self._event(ref, "Warning", reason, message)
+            if reason not in memory.problem_events:
+                logger.warning("Degraded %s/%s: %s", ref.namespace, ref.name, message)
+        memory.problem_events = reasons
 
     async def _tell_pod_problems(self, ref: AppRef, pods: list[Any], memory: _Memory) -> None:
         """One Warning event per new cause of Pods not running (the kubelet's reason)."""

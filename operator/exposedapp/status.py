@@ -165,32 +165,10 @@ def summarise(
     """The status the app should have, without lastTransitionTime (see merge_conditions)."""
     live = [p for p in pods if not p.deleting and not p.finished]
     if desired is None:  # the spec is invalid: report the problem, claim nothing else
-        degraded = problems[0] if problems else Problem("InvalidSpec", "the spec is invalid")
-        return {
-            "observedGeneration": generation,
-            "replicas": len(live),
-            "conditions": [
-                _condition("Ready", False, degraded.reason, degraded.message, generation),
-                _condition(
-                    "Progressing",
-                    False,
-                    degraded.reason,
-                    "nothing changes until the spec is fixed",
-                    generation,
-                ),
-                _condition("Degraded", True, degraded.reason, degraded.message, generation),
-            ],
-        }
-    if desired.service is not None:
-        # Only the app's own Service's slices: a Service cloned from ours (same labels,
-        # another name) has slices with our labels too, and its endpoints are not ours.
-        own = desired.service["metadata"]["name"]
-        slices = [s for s in slices if _labels(s).get(SERVICE_NAME_LABEL) == own]
+        return _invalid_status(generation, live, problems)
     updated = [p for p in live if p.template_hash == desired.template_hash]
     ready = [p for p in live if p.ready]
     available = [p for p in live if p.available(now, desired.min_ready_seconds)]
-    updated_available = [p for p in updated if p.available(now, desired.min_ready_seconds)]
-    endpoints = ready_endpoints_by_port(slices)
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "replicas": len(live),
@@ -201,104 +179,19 @@ def summarise(
         "readyText": f"{len(ready)}/{desired.replicas}",
         "imagesText": bounded_list(list(desired.images), _TEXT_LIMITS["imagesText"]),
     }
-    service_status: dict[str, Any] | None = None
     if desired.service is not None:
-        name = desired.service["metadata"]["name"]
-        observed_spec = (service or {}).get("spec") or {}
-        observed_ports = {p.get("name"): p for p in observed_spec.get("ports") or []}
-        service_status = {
-            "name": name,
-            "type": desired.service_type,
-            "dnsName": f"{name}.{desired.namespace}.svc.{CLUSTER_DOMAIN}",
-            "ports": [],
-        }
-        if observed_spec.get("clusterIP"):
-            service_status["clusterIP"] = observed_spec["clusterIP"]
-        ingress = (((service or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress")
-        if ingress:
-            # A load balancer's own list, copied as it is up to the schema's bound (16
-            # addresses; clients need one). Each entry's fields are bounded by the schema
-            # of Service.status itself.
-            service_status["loadBalancer"] = {"ingress": ingress[:_INGRESS_LIMIT]}
-        for mapping in desired.ports:
-            entry: dict[str, Any] = {
-                "name": mapping.name,
-                "protocol": mapping.protocol,
-                "port": mapping.port,
-                "targetPort": mapping.name,
-                "containerPort": mapping.container_port,
-                "container": mapping.container,
-                "readyEndpoints": endpoints.get(mapping.name, 0),
-            }
-            node_port = (observed_ports.get(mapping.name) or {}).get("nodePort")
-            if node_port:
-                entry["nodePort"] = node_port
-            service_status["ports"].append(entry)
-        status["service"] = service_status
+        status["service"] = _service_status(desired, service, slices)
         status["portsText"] = bounded_list(
             [
                 f"{m.port}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{m.protocol}"
-                for m, p in zip(desired.ports, service_status["ports"], strict=True)
+                for m, p in zip(desired.ports, status["service"]["ports"], strict=True)
             ],
             _TEXT_LIMITS["portsText"],
         )
-
-    replicas = desired.replicas
-    old = [p for p in live if p.template_hash != desired.template_hash]
-    if old and desired.strategy == "RollingUpdate":
-        progressing = (
-            "RollingUpdate",
-            f"{len(updated)} of {replicas} replicas updated, {len(old)} old remain",
-        )
-    elif old:
-        progressing = ("Recreate", f"removing {len(old)} old Pods before creating new ones")
-    elif len(live) < replicas:
-        progressing = ("ScalingUp", f"{len(live)} of {replicas} replicas exist")
-    elif len(live) > replicas:
-        progressing = ("ScalingDown", f"{len(live)} Pods exist, {replicas} wanted")
-    elif len(updated_available) < replicas:
-        progressing = (
-            "WaitingForReady",
-            f"{len(updated_available)} of {replicas} replicas available",
-        )
-    else:
-        progressing = ("Complete", f"{replicas} of {replicas} replicas updated and available")
-
-    not_serving = [
-        f"port {p['name']} has {p['readyEndpoints']} of {replicas} ready endpoints"
-        for p in (service_status or {}).get("ports", [])
-        if p["readyEndpoints"] < replicas
-    ]
-    ready_condition: tuple[bool, str, str]
-    if problems:
-        ready_condition = (False, problems[0].reason, describe_problems(problems))
-    elif replicas == 0 and not live:
-        ready_condition = (True, "ScaledToZero", "replicas is 0; the Service has no endpoints")
-    elif (progressing[0] != "Complete" or not_serving) and (
-        why := explain([problem for p in live if not p.ready for problem in p.problems], now)
-    ):
-        ready_condition = (False, *why)
-    elif progressing[0] != "Complete":
-        ready_condition = (False, progressing[0], progressing[1])
-    elif desired.service is not None and service is None:
-        ready_condition = (
-            False,
-            "ServiceMissing",
-            f"Service {desired.app_name} does not exist yet",
-        )
-    elif not_serving:
-        ready_condition = (False, "EndpointsNotReady", "; ".join(not_serving))
-    else:
-        ready_condition = (
-            True,
-            "Serving",
-            f"{replicas} of {replicas} replicas ready"
-            + (
-                f", Service {desired.app_name} serving every port"
-                if desired.service is not None
-                else ""
-            ),
-        )
+    progressing = _progressing(desired, live, updated, now)
+    ready_condition = _ready(
+        desired, live, status.get("service"), service, progressing, problems, now
+    )
     degraded_condition = (
         (True, problems[0].reason, describe_problems(problems))
         if problems
@@ -310,6 +203,130 @@ def summarise(
         _condition("Degraded", *degraded_condition, generation),
     ]
     return status
+
+
+def _invalid_status(
+    generation: int, live: Sequence[ObservedPod], problems: Sequence[Problem]
+) -> dict[str, Any]:
+    degraded = problems[0] if problems else Problem("InvalidSpec", "the spec is invalid")
+    return {
+        "observedGeneration": generation,
+        "replicas": len(live),
+        "conditions": [
+            _condition("Ready", False, degraded.reason, degraded.message, generation),
+            _condition(
+                "Progressing",
+                False,
+                degraded.reason,
+                "nothing changes until the spec is fixed",
+                generation,
+            ),
+            _condition("Degraded", True, degraded.reason, degraded.message, generation),
+        ],
+    }
+
+
+def _service_status(
+    desired: DesiredState, service: Mapping[str, Any] | None, slices: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """status.service: the Service and the resolved mapping of each port, with its ready
+    endpoints counted over the app's own Service's EndpointSlices only (a Service cloned
+    from ours has slices with our labels too, and its endpoints are not ours)."""
+    assert desired.service is not None
+    name = desired.service["metadata"]["name"]
+    own = [s for s in slices if _labels(s).get(SERVICE_NAME_LABEL) == name]
+    endpoints = ready_endpoints_by_port(own)
+    observed_spec = (service or {}).get("spec") or {}
+    observed_ports = {p.get("name"): p for p in observed_spec.get("ports") or []}
+    service_status: dict[str, Any] = {
+        "name": name,
+        "type": desired.service_type,
+        "dnsName": f"{name}.{desired.namespace}.svc.{CLUSTER_DOMAIN}",
+        "ports": [],
+    }
+    if observed_spec.get("clusterIP"):
+        service_status["clusterIP"] = observed_spec["clusterIP"]
+    ingress = (((service or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress")
+    if ingress:
+        # A load balancer's own list, copied as it is up to the schema's bound (16
+        # addresses; clients need one). Each entry's fields are bounded by the schema
+        # of Service.status itself.
+        service_status["loadBalancer"] = {"ingress": ingress[:_INGRESS_LIMIT]}
+    for mapping in desired.ports:
+        entry: dict[str, Any] = {
+            "name": mapping.name,
+            "protocol": mapping.protocol,
+            "port": mapping.port,
+            "targetPort": mapping.name,
+            "containerPort": mapping.container_port,
+            "container": mapping.container,
+            "readyEndpoints": endpoints.get(mapping.name, 0),
+        }
+        node_port = (observed_ports.get(mapping.name) or {}).get("nodePort")
+        if node_port:
+            entry["nodePort"] = node_port
+        service_status["ports"].append(entry)
+    return service_status
+
+
+def _progressing(
+    desired: DesiredState,
+    live: Sequence[ObservedPod],
+    updated: Sequence[ObservedPod],
+    now: datetime.datetime,
+) -> tuple[str, str]:
+    """The Progressing reason and message: what the operator is moving toward the spec."""
+    replicas = desired.replicas
+    old = [p for p in live if p.template_hash != desired.template_hash]
+    updated_available = [p for p in updated if p.available(now, desired.min_ready_seconds)]
+    if old and desired.strategy == "RollingUpdate":
+        return (
+            "RollingUpdate",
+            f"{len(updated)} of {replicas} replicas updated, {len(old)} old remain",
+        )
+    if old:
+        return ("Recreate", f"removing {len(old)} old Pods before creating new ones")
+    if len(live) < replicas:
+        return ("ScalingUp", f"{len(live)} of {replicas} replicas exist")
+    if len(live) > replicas:
+        return ("ScalingDown", f"{len(live)} Pods exist, {replicas} wanted")
+    if len(updated_available) < replicas:
+        return ("WaitingForReady", f"{len(updated_available)} of {replicas} replicas available")
+    return ("Complete", f"{replicas} of {replicas} replicas updated and available")
+
+
+def _ready(
+    desired: DesiredState,
+    live: Sequence[ObservedPod],
+    service_status: Mapping[str, Any] | None,
+    service: Mapping[str, Any] | None,
+    progressing: tuple[str, str],
+    problems: Sequence[Problem],
+    now: datetime.datetime,
+) -> tuple[bool, str, str]:
+    """The Ready condition: serving the current spec, or the first reason it is not."""
+    replicas = desired.replicas
+    not_serving = [
+        f"port {p['name']} has {p['readyEndpoints']} of {replicas} ready endpoints"
+        for p in (service_status or {}).get("ports", [])
+        if p["readyEndpoints"] < replicas
+    ]
+    if problems:
+        return (False, problems[0].reason, describe_problems(problems))
+    if replicas == 0 and not live:
+        return (True, "ScaledToZero", "replicas is 0; the Service has no endpoints")
+    if (progressing[0] != "Complete" or not_serving) and (
+        why := explain([problem for p in live if not p.ready for problem in p.problems], now)
+    ):
+        return (False, *why)
+    if progressing[0] != "Complete":
+        return (False, *progressing)
+    if desired.service is not None and service is None:
+        return (False, "ServiceMissing", f"Service {desired.app_name} does not exist yet")
+    if not_serving:
+        return (False, "EndpointsNotReady", "; ".join(not_serving))
+    serving = f", Service {desired.app_name} serving every port" if desired.service else ""
+    return (True, "Serving", f"{replicas} of {replicas} replicas ready{serving}")
 
 
 def merge_conditions(
