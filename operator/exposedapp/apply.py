@@ -426,8 +426,10 @@ def check_service_owner(
     answer = client.get("services", app.namespace, name)
     if answer.code == 404:
         return None, None
-    if not answer.ok:
+    if is_transient(answer):
         raise TransientError(f"reading Service {name}: {answer.code} {answer.message}")
+    if not answer.ok:  # refused (403): whose it is stays unknown, so it is not written
+        return None, ServiceConflict(name, "", f"{answer.code} {answer.reason}: {answer.message}")
     if controlled_by(answer.body, app.uid):
         return answer.body, None
     return None, ServiceConflict(name, _controller_name(answer.body))

@@ -60,10 +60,20 @@ class Action:
 
 @dataclass(frozen=True)
 class ServiceConflict:
-    """A Service under our name that another owner controls: never overwritten."""
+    """A Service under our name that another owner controls, or that we may not read
+    (``unreadable`` says why): never written."""
 
     name: str
     owner: str
+    unreadable: str = ""
+
+    def describe(self) -> str:
+        if self.unreadable:
+            return (
+                f"Service {self.name} could not be read ({self.unreadable}); "
+                "it is not written until its owner is known"
+            )
+        return f"Service {self.name} exists and is controlled by {self.owner}; not touching it"
 
 
 @dataclass(frozen=True)
@@ -376,10 +386,7 @@ def plan(
     if want is not None:
         name = want["metadata"]["name"]
         if service_conflict is not None:
-            blocked.append(
-                f"Service {service_conflict.name} exists and is controlled by "
-                f"{service_conflict.owner}; not touching it"
-            )
+            blocked.append(service_conflict.describe())
         elif service is None:
             actions.append(Action("apply_service", name, f"creating Service {name}", body=want))
         else:

@@ -159,6 +159,7 @@ class _Memory:
     # what reconciles did meanwhile: reported in one event once the Service is there.
     service_creating: asyncio.Task[ApplyResult] | None = None
     done_meanwhile: list[Action] = field(default_factory=list)
+    collected: ApplyResult | None = None  # a finished create's result, not yet told
     service_refused: bool = False  # the last create was refused: retry in line, with backoff
     # The spec as parsed and the objects it implies, for the spec they were built from: an
     # app is reconciled a dozen times while its Pods start or roll, with the same spec each
@@ -244,14 +245,14 @@ class Reconciler:
             logger.debug("Deferred %s/%s: waiting for our own writes to be observed", *key)
             wait = max(0.1, memory.expectations.deadline - time.monotonic())
             return Outcome(requeue_after=wait), "deferred"
-        created_meanwhile = self._collect_service_create(memory)  # raises if it failed
+        self._collect_service_create(memory)  # raises if it failed
         service, conflict = await self._service(snap, desired)
         the_plan = self._plan(snap, desired, service, conflict)
         the_plan = self._create_service_in_background(snap.ref, key, the_plan, service, memory)
         result = await self._execute(snap, the_plan)
         if result is None:
             return Outcome(requeue_after=PARTIAL_REQUEUE_SECONDS), "partial"
-        problems = await self._record(snap, service, result, created_meanwhile, the_plan, conflict)
+        problems = await self._record(snap, service, result, conflict)
         wrote_status = await self._report(
             snap.ref,
             snap.app,
@@ -290,6 +291,7 @@ class Reconciler:
             if error.partial is None:
                 raise
             self._remember(snap.memory, error.partial)  # what landed must not be made twice
+            snap.memory.done_meanwhile += error.partial.done  # told by the next reconcile
             if not error.partial.done:
                 raise
             # Some actions landed: the API is pacing us (429 among parallel writes), not
@@ -394,11 +396,14 @@ class Reconciler:
         snap: _Snapshot,
         service: Mapping[str, Any] | None,
         result: ApplyResult,
-        created_meanwhile: ApplyResult | None,
-        the_plan: Plan,
         conflict: ServiceConflict | None,
     ) -> list[Problem]:
-        """Remember what landed, tell it in one event, and return the problems met."""
+        """Remember what landed, tell it in one event, and return the problems met.
+
+        What landed before (a background Service create collected, actions of a partly
+        applied plan) waits in memory until a reconcile gets here, so it is told once,
+        whatever error came in between.
+        """
         memory = snap.memory
         if result.service is not None:
             memory.service_refused = False
@@ -407,20 +412,21 @@ class Reconciler:
             )
             memory.service_written = result.service
         self._remember(memory, result)
-        if created_meanwhile is not None:
-            result.done[:0] = memory.done_meanwhile + created_meanwhile.done
-            result.problems[:0] = created_meanwhile.problems
-            memory.done_meanwhile = []
-        elif memory.service_creating is not None:
+        if memory.service_creating is not None:
             # One event per change, not per reconcile: this one's actions are told with the
             # Service's creation, when it ends.
             memory.done_meanwhile += result.done
-        if memory.service_creating is None:
+        else:
+            collected, memory.collected = memory.collected, None
+            result.done[:0] = memory.done_meanwhile + (collected.done if collected else [])
+            result.problems[:0] = collected.problems if collected else []
+            memory.done_meanwhile = []
             for reason, message in summarise_done(result.done):
                 await self._event(snap.ref, "Normal", reason, message)
         problems = list(result.problems)
         if conflict is not None:
-            problems.append(Problem("ServiceConflict", the_plan.blocked[0]))
+            reason = "ServiceUnreadable" if conflict.unreadable else "ServiceConflict"
+            problems.append(Problem(reason, conflict.describe()))
         return problems + _name_problems(result)
 
     def _create_service_in_background(
@@ -469,18 +475,19 @@ class Reconciler:
         return dataclasses.replace(the_plan, actions=rest)
 
     @staticmethod
-    def _collect_service_create(memory: _Memory) -> ApplyResult | None:
-        """The result of a finished background Service create (once); raise if it failed."""
+    def _collect_service_create(memory: _Memory) -> None:
+        """Keep a finished background Service create's result in memory (``collected``)
+        until a reconcile tells it; raise if it failed."""
         task = memory.service_creating
         if task is None or not task.done():
-            return None
+            return
         memory.service_creating = None
         result = task.result()  # a TransientError: the work queue retries with backoff
         memory.service_refused = bool(result.problems)
         if result.service is not None:
             memory.service_seen_before = None  # our cache had no Service when it was created
             memory.service_written = result.service
-        return result
+        memory.collected = result
 
     def _remember(self, memory: _Memory, result: ApplyResult) -> None:
         if result.created_pods or result.deleted_pods:

@@ -112,3 +112,22 @@ def test_once_repaired_nothing_is_left_to_do() -> None:
     body = repaired_service(DESIRED.service, service, OURS)  # type: ignore[arg-type]
     # The apiserver's answer to the update: the body, our manager now owning the entry.
     assert plan(DESIRED, [], body, service_owned_keys=OURS, now=NOW).actions == ()
+
+
+def test_a_service_we_may_not_read_is_never_written() -> None:
+    from exposedapp.apply import Answer, check_service_owner
+    from exposedapp.plan import ServiceConflict
+
+    class Refusing:
+        def get(self, kind: str, namespace: str, name: str) -> Answer:
+            return Answer(403, "Forbidden", 'services "web" is forbidden', {})
+
+    found, conflict = check_service_owner(Refusing(), APP, "web")  # type: ignore[arg-type]
+    assert found is None
+    assert conflict == ServiceConflict("web", "", '403 Forbidden: services "web" is forbidden')
+    result = plan(DESIRED, [], None, service_conflict=conflict, now=NOW)
+    assert result.actions == ()
+    assert result.blocked == (
+        'Service web could not be read (403 Forbidden: services "web" is forbidden); '
+        "it is not written until its owner is known",
+    )
