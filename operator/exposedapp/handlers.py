@@ -29,7 +29,12 @@ import pykube
 
 from . import metrics
 from .apply import ApiClient, TokenFile, token_file_of
-from .kopf_fixes import paged_listing_is_safe, shed_after_indexing, wait_until_indexed
+from .kopf_fixes import (
+    follow_pauses,
+    paged_listing_is_safe,
+    shed_after_indexing,
+    wait_until_indexed,
+)
 from .labels import APP_LABEL, FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
 from .podhealth import trim_pod_status
 from .reconcile import AppKey, Observed, Reconciler
@@ -71,6 +76,7 @@ class Runtime:
     # Ready: every index has listed once, and every app found there has been queued.
     first_resync: asyncio.Task[None] | None = None
     queued_at_start: int | None = None
+    pauses: asyncio.Task[None] | None = None  # follows kopf's peering pauses
 
 
 runtime = Runtime()
@@ -207,28 +213,20 @@ async def slices_index(
     return _index_entry(_app_of(namespace, labels, body), value, body)
 
 
-class _PeeringPauses(logging.Filter):
-    """kopf pauses its watches when a peer of higher priority is alive, but not our queue
-    and resync; it tells only its log. Follow that: no reconcile runs while paused, and
-    every app is looked at again on resuming (events missed meanwhile are not replayed).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message.startswith(("Pausing operations", "Pausing all operators")):
-            runtime.paused = True
-        elif message.startswith("Resuming operations"):
-            runtime.paused = False
-            if runtime.queue is not None and runtime.indexes:
-                for key in list(runtime.indexes["apps_index"]):
-                    runtime.queue.enqueue(key)
-        return True
+def _paused() -> None:
+    # kopf pauses its watches when a peer of higher priority is alive, but not our queue
+    # and resync: no reconcile runs while paused.
+    runtime.paused = True
+    logger.info("Paused: another operator of higher priority is active")
 
 
-def _follow_peering_pauses() -> None:
-    peering_log = logging.getLogger("kopf._core.engines.peering")
-    peering_log.setLevel(min(peering_log.getEffectiveLevel(), logging.INFO))
-    peering_log.addFilter(_PeeringPauses())
+def _resumed() -> None:
+    # Events missed while paused are not replayed: every app is looked at again.
+    runtime.paused = False
+    if runtime.queue is not None and runtime.indexes:
+        for key in list(runtime.indexes["apps_index"]):
+            runtime.queue.enqueue(key)
+    logger.info("Resumed: every app queued again")
 
 
 async def _reconcile_unless_paused(key: AppKey) -> Outcome:
@@ -432,6 +430,8 @@ async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     reconciler = runtime.reconciler
     metrics.set_condition_source(reconciler.condition_counts)
     runtime.first_resync = asyncio.create_task(_first_resync(runtime.queue), name="first-resync")
+    if not settings.peering.standalone:
+        runtime.pauses = asyncio.create_task(follow_pauses(_paused, _resumed), name="pauses")
     port = int(os.environ.get("EXPOSEDAPP_METRICS_PORT", "0"))
     if port:
         runtime.metrics_server = metrics.serve(port, ready=_readiness)
@@ -455,7 +455,13 @@ def _readiness() -> tuple[bool, str]:
 
 @kopf.on.cleanup()
 async def stop(**_: Any) -> None:
-    for task in (runtime.resync, runtime.sweeper, runtime.trimmer, runtime.first_resync):
+    for task in (
+        runtime.resync,
+        runtime.sweeper,
+        runtime.trimmer,
+        runtime.first_resync,
+        runtime.pauses,
+    ):
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -479,7 +485,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
         # start-up, and after a takeover acts before its Pod index is listed again.
         settings.peering.mandatory = True
         settings.peering.lifetime = int(os.environ.get("EXPOSEDAPP_PEERING_LIFETIME", "60"))
-        _follow_peering_pauses()
+        runtime.paused = True  # until kopf says this replica is the active one
     # Namespaced (-n): no cluster-scoped permission. Without this kopf retries listing
     # namespaces and CRDs for about a minute (its error backoffs) before it starts watching.
     if not settings.peering.clusterwide:

@@ -39,6 +39,7 @@ from kopf._cogs.clients import errors, fetching
 
 __all__ = [
     "apply_kopf_fixes",
+    "follow_pauses",
     "paged_listing_is_safe",
     "shed_after_indexing",
     "wait_until_indexed",
@@ -61,7 +62,11 @@ async def _notify_if_changed(self: aiotoggles.ToggleSet, change: Callable[[], ob
 # resource's initial listing is indexed. That set is the only way to know it: no public
 # API tells. Recognised when the blocker is made (the toggle-set fix must be applied).
 _INDEXED_BLOCKER = "orchestration blocker"
-_sets: dict[str, aiotoggles.ToggleSet] = {}  # "indexed": kopf's operator-indexed set
+# kopf's "operator paused" set (any toggle on: paused) starts with a toggle of this name;
+# peering adds one per peer of higher priority. kopf pauses its own processing on it, and
+# tells nothing else but its log.
+_PAUSED_FIRST = "peering CRD is missing"
+_sets: dict[str, aiotoggles.ToggleSet] = {}  # "indexed", "paused": kopf's sets
 
 
 async def wait_until_indexed(poll: float = 0.05) -> None:
@@ -78,11 +83,39 @@ async def wait_until_indexed(poll: float = 0.05) -> None:
     raise RuntimeError("kopf made no 'operator indexed' toggle set within 60 s: kopf changed")
 
 
+async def follow_pauses(
+    on_pause: Callable[[], object], on_resume: Callable[[], object], poll: float = 0.05
+) -> None:
+    """Call ``on_pause`` whenever kopf pauses the operator (a peer of higher priority is
+    alive, or a mandatory peering resource is missing), ``on_resume`` when it runs: once
+    at once for the state kopf is in, then at each change.
+
+    Runs until cancelled. Raises RuntimeError if kopf never made its "operator paused"
+    set (kopf changed).
+    """
+    for _ in range(int(60 / poll)):
+        paused = _sets.get("paused")
+        if paused is not None:
+            break
+        await asyncio.sleep(poll)
+    else:
+        raise RuntimeError("kopf made no 'operator paused' toggle set within 60 s: kopf changed")
+    while True:
+        if paused.is_on():
+            on_pause()
+            await paused.wait_for(False)
+        else:
+            on_resume()
+            await paused.wait_for(True)
+
+
 async def _make_toggle(
     self: aiotoggles.ToggleSet, __val: bool = False, *, name: str | None = None
 ) -> aiotoggles.Toggle:
     if name == _INDEXED_BLOCKER:
         _sets["indexed"] = self
+    elif name == _PAUSED_FIRST:
+        _sets["paused"] = self
     toggle = aiotoggles.Toggle(__val, name=name, condition=self._condition)
     await _notify_if_changed(self, lambda: self._toggles.add(toggle))
     return toggle

@@ -264,3 +264,39 @@ def test_kopf_still_marks_its_operator_indexed_set_as_readiness_relies_on() -> N
     source = inspect.getsource(orchestration)
     assert f'operator_indexed.make_toggle(name="{kopf_fixes._INDEXED_BLOCKER}")' in source
     assert hasattr(aiotoggles.ToggleSet, "wait_for")
+
+
+def test_kopf_still_marks_its_operator_paused_set_as_peering_pauses_rely_on() -> None:
+    import inspect
+
+    from kopf._core.reactor import orchestration
+
+    source = inspect.getsource(orchestration)
+    assert f"operator_paused.make_toggle(name='{kopf_fixes._PAUSED_FIRST}')" in source
+
+
+def test_pauses_and_resumes_follow_kopfs_paused_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from kopf._cogs.aiokits import aiotoggles
+
+    apply_kopf_fixes()
+    monkeypatch.setattr(kopf_fixes, "_sets", {})
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        paused = aiotoggles.ToggleSet(any)
+        missing = await paused.make_toggle(True, name=kopf_fixes._PAUSED_FIRST)
+        follower = asyncio.create_task(
+            kopf_fixes.follow_pauses(lambda: seen.append("pause"), lambda: seen.append("resume"))
+        )
+        for wanted, then in ((["pause"], False), (["pause", "resume"], True)):
+            while seen != wanted:
+                await asyncio.sleep(0.01)
+            await missing.turn_to(then)
+        while len(seen) < 3:
+            await asyncio.sleep(0.01)
+        follower.cancel()
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=10))
+    assert seen == ["pause", "resume", "pause"]
