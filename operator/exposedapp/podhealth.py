@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "CREATING_GRACE",
     "NOT_READY_GRACE",
     "PodProblem",
     "explain",
@@ -31,6 +32,14 @@ __all__ = [
 # A container running but not ready for this long has a readiness probe that fails (the
 # seconds before that are the probe's normal start-up).
 NOT_READY_GRACE = datetime.timedelta(seconds=10)
+# A Pod whose containers are still being created this long after the Pod was made is
+# stuck (a volume that cannot be mounted, an image that takes long to pull).
+CREATING_GRACE = datetime.timedelta(seconds=30)
+_CREATING = (
+    "still being created 30 s after the Pod was made: a volume that cannot be mounted "
+    "(a missing Secret or ConfigMap) or a slow image pull; `kubectl describe pod {pod}` "
+    "shows the kubelet's events"
+)
 # A kubelet message is quoted up to this many characters in the Ready message.
 MESSAGE_LIMIT = 300
 
@@ -40,7 +49,8 @@ class PodProblem:
     """One reason a Pod does not run or serve.
 
     ``container`` is "" for a Pod-level problem (scheduling). ``since`` is when a running
-    container started (for "running but not ready"), else None.
+    container started (for "running but not ready") or when the Pod was made (for "still
+    being created"), else None: those count only after a grace period.
     """
 
     pod: str
@@ -81,10 +91,15 @@ def _last_exit(status: Mapping[str, Any]) -> str:
     )
 
 
-def _container_problem(pod: str, status: Mapping[str, Any]) -> PodProblem | None:
+def _container_problem(
+    pod: str, status: Mapping[str, Any], created: datetime.datetime | None
+) -> PodProblem | None:
     name = status.get("name", "")
     state = status.get("state") or {}
     waiting = state.get("waiting") or {}
+    if waiting.get("reason") == "ContainerCreating":
+        # The kubelet tells why only in events (FailedMount, Pulling): say where to look.
+        return PodProblem(pod, name, "ContainerCreating", _CREATING.format(pod=pod), created)
     last = ((status.get("lastState") or {}).get("terminated") or {}).get("reason")
     if waiting.get("reason") and waiting["reason"] not in ("ContainerCreating", "PodInitializing"):
         reason = "OOMKilled" if last == "OOMKilled" else waiting["reason"]
@@ -112,6 +127,7 @@ def _container_problem(pod: str, status: Mapping[str, Any]) -> PodProblem | None
 def pod_problems(pod: Mapping[str, Any]) -> tuple[PodProblem, ...]:
     """Every reason the Pod does not run or serve, in container order; () if none is known."""
     name = (pod.get("metadata") or {}).get("name", "")
+    created = _time((pod.get("metadata") or {}).get("creationTimestamp"))
     status = pod.get("status") or {}
     found: list[PodProblem] = []
     for condition in status.get("conditions") or []:
@@ -126,7 +142,7 @@ def pod_problems(pod: Mapping[str, Any]) -> tuple[PodProblem, ...]:
             )
     for key in ("initContainerStatuses", "containerStatuses"):
         for container in status.get(key) or []:
-            problem = _container_problem(name, container)
+            problem = _container_problem(name, container, created)
             if problem is not None:
                 found.append(problem)
     return tuple(found)
@@ -175,9 +191,10 @@ def trim_pod_status(status: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _current(problem: PodProblem, now: datetime.datetime) -> bool:
-    if problem.reason != "ContainerNotReady":
+    grace = {"ContainerNotReady": NOT_READY_GRACE, "ContainerCreating": CREATING_GRACE}
+    if problem.reason not in grace:
         return True
-    return problem.since is not None and now - problem.since >= NOT_READY_GRACE
+    return problem.since is not None and now - problem.since >= grace[problem.reason]
 
 
 def explain(problems: Sequence[PodProblem], now: datetime.datetime) -> tuple[str, str] | None:

@@ -223,6 +223,8 @@ WHY = {
     "root": (NETSERVER_ROOT_IMAGE, None, {"CreateContainerConfigError"}, "image will run as root"),
     "exits": (None, ["/bin/sh", "-c", "exit 1"], {"CrashLoopBackOff", "Error"}, ""),
     "missing": ("localhost/exposedapp/absent:1", None, {"ErrImagePull", "ImagePullBackOff"}, ""),
+    # A Secret volume that does not exist: the kubelet says why only in events.
+    "unmountable": (None, None, {"ContainerCreating"}, "kubectl describe pod"),
 }
 
 
@@ -236,6 +238,9 @@ def test_the_kubelets_reason_reaches_status_and_one_event(
             container["image"] = image
         if command:
             container["command"] = command
+        if name == "unmountable":
+            body["spec"]["volumes"] = [{"name": "tls", "secret": {"secretName": "absent"}}]
+            container["volumeMounts"] = [{"name": "tls", "mountPath": "/tls"}]
         apps.create(body)
     for name, (_, _, reasons, text) in WHY.items():
         ready = _ready_with_reason(apps, name, reasons)

@@ -72,11 +72,19 @@ def test_an_oom_killed_container_is_named_so_even_while_backing_off() -> None:
 
 def test_image_problems_and_the_normal_start_are_told_apart() -> None:
     never = waiting("web", "ErrImageNeverPull", 'image "x" is not present with pull policy Never')
-    creating = waiting("side", "ContainerCreating")
-    assert pod_problems(pod("web-0", never, creating)) == (
-        PodProblem(
-            "web-0", "web", "ErrImageNeverPull", 'image "x" is not present with pull policy Never'
-        ),
+    body = pod("web-0", never, waiting("side", "ContainerCreating"))
+    body["metadata"] = {"name": "web-0", "creationTimestamp": "2026-12-01T12:00:00Z"}
+    problems = pod_problems(body)
+    assert problems[0] == PodProblem(
+        "web-0", "web", "ErrImageNeverPull", 'image "x" is not present with pull policy Never'
+    )
+    creating = [p for p in problems if p.reason == "ContainerCreating"]
+    assert explain(creating, NOW + datetime.timedelta(seconds=10)) is None  # a normal start
+    assert explain(creating, NOW + datetime.timedelta(seconds=31)) == (
+        "ContainerCreating",
+        "Pod web-0 container side: ContainerCreating: still being created 30 s after the Pod "
+        "was made: a volume that cannot be mounted (a missing Secret or ConfigMap) or a slow "
+        "image pull; `kubectl describe pod web-0` shows the kubelet's events",
     )
 
 
