@@ -364,18 +364,21 @@ class ApiClient:
 
 
 def owned_keys(obj: Mapping[str, Any], manager: str = FIELD_MANAGER) -> dict[str, set[str]]:
-    """What `manager` applied, read from managedFields: label and annotation keys, and the
-    Service ports it owns as "<port>/<protocol>" (the list's map keys)."""
+    """What `manager` owns, read from managedFields: the label and annotation keys it
+    applied, and the Service ports it wrote (by apply or by update) as "<port>/<protocol>"
+    (the list's map keys)."""
     owned: dict[str, set[str]] = {"labels": set(), "annotations": set(), "ports": set()}
     for entry in (obj.get("metadata") or {}).get("managedFields") or []:
-        if entry.get("manager") != manager or entry.get("operation") != "Apply":
+        if entry.get("manager") != manager:
             continue
         fields = entry.get("fieldsV1") or {}
-        metadata = fields.get("f:metadata") or {}
-        for section in ("labels", "annotations"):
-            owned[section].update(
-                k[2:] for k in metadata.get(f"f:{section}") or {} if k.startswith("f:")
-            )
+        if entry.get("operation") == "Apply":
+            metadata = fields.get("f:metadata") or {}
+            for section in ("labels", "annotations"):
+                owned[section].update(
+                    k[2:] for k in metadata.get(f"f:{section}") or {} if k.startswith("f:")
+                )
+        # Port entries are ours whether our apply or our repairing update wrote them.
         for key in (fields.get("f:spec") or {}).get("f:ports") or {}:
             if key.startswith("k:"):
                 port = json.loads(key[2:])

@@ -469,8 +469,9 @@ def repaired_service(
     """The observed Service with every field we manage set as desired, for an update.
 
     Kept from the observed object: clusterIP(s) and every other field we do not manage,
-    others' labels and annotations, each port's allocated nodePort (unless one is
-    declared), and the resourceVersion (the update's precondition).
+    others' labels, annotations and (non-controller) ownerReferences, what others set in
+    our port entries and each port's allocated nodePort (found by port and protocol, else
+    by name; unless one is declared), and the resourceVersion (the update's precondition).
     """
     metadata = service.get("metadata") or {}
     want_meta, want_spec = want.get("metadata") or {}, want.get("spec") or {}
@@ -488,19 +489,28 @@ def repaired_service(
         merged.update(want_meta.get(section) or {})
         if merged:
             body_meta[section] = merged
-    body_meta["ownerReferences"] = copy.deepcopy(want_meta.get("ownerReferences") or [])
+    ours = want_meta.get("ownerReferences") or []
+    theirs = [
+        ref
+        for ref in metadata.get("ownerReferences") or []
+        if not ref.get("controller") and ref.get("uid") not in {o.get("uid") for o in ours}
+    ]
+    body_meta["ownerReferences"] = copy.deepcopy([*ours, *theirs])
     spec = copy.deepcopy(dict(service.get("spec") or {}))
     for key in ("type", *SERVICE_SCALARS):
         if key in want_spec:
             spec[key] = copy.deepcopy(want_spec[key])
-    allocated = {
-        p.get("name"): p.get("nodePort") for p in spec.get("ports") or [] if p.get("nodePort")
-    }
+    observed = spec.get("ports") or []
+    by_key = {_port_key(p): p for p in observed}
+    by_name = {p.get("name"): p for p in observed}
     ports = []
     for port in want_spec.get("ports") or []:
-        entry = copy.deepcopy(dict(port))
-        if "nodePort" not in entry and allocated.get(entry.get("name")):
-            entry["nodePort"] = allocated[entry.get("name")]
+        # Start from the observed entry for this port (its allocated nodePort, fields set
+        # by others such as appProtocol), then set ours.
+        before = by_key.get(_port_key(port)) or by_name.get(port.get("name")) or {}
+        entry = {**copy.deepcopy(dict(before)), **copy.deepcopy(dict(port))}
+        if "nodePort" not in port and not before.get("nodePort"):
+            entry.pop("nodePort", None)
         ports.append(entry)
     spec["ports"] = ports
     return {"apiVersion": "v1", "kind": "Service", "metadata": body_meta, "spec": spec}

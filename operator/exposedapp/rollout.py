@@ -46,18 +46,19 @@ def _renames(
 ) -> dict[str, str]:
     """Ports renamed and renumbered at once: {new name: old name}.
 
-    The old name is what the live Service targets for the same port and protocol.
+    The old name is what the live Service targets for the same port and protocol. A port
+    whose old name another desired port now uses (names swapped) is left to roll as asked:
+    an intermediate template would hold one name twice, which Kubernetes refuses.
     """
+    names = {m.name for m in desired.ports} | set(desired.template_summary.get("ports", {}))
     renames: dict[str, str] = {}
     for mapping in desired.ports:
         number = f"{mapping.container_port}/{mapping.protocol}"
-        if all(mapping.name in ports for ports in old):
-            continue  # the name resolves on every Pod: nothing to do
         previous = _target_port(service, mapping.port, mapping.protocol)
-        if not isinstance(previous, str) or previous == mapping.name:
-            continue  # not ours to reconstruct: roll as asked
+        if not isinstance(previous, str) or previous == mapping.name or previous in names:
+            continue  # the same name, a number, unknown, or taken: nothing to stage
         if any(previous not in ports for ports in old):
-            continue
+            continue  # not ours to reconstruct (Pods without a summary): roll as asked
         if any(ports[previous] != number for ports in old):
             renames[mapping.name] = previous
     return renames
@@ -106,21 +107,29 @@ def _intermediate(desired: DesiredState, renames: Mapping[str, str]) -> DesiredS
     )
 
 
-def _targets_that_serve(desired: DesiredState, live: Sequence[Mapping[str, str]]) -> DesiredState:
-    """The desired state whose Service targets, for each port, what every Pod resolves."""
+def _targets_that_serve(
+    desired: DesiredState, live: Sequence[Mapping[str, str]], service: Mapping[str, Any] | None
+) -> DesiredState:
+    """The desired state whose Service targets, for each port, what serves it on every Pod.
+
+    By name while the live Service targets that same name (a renumber: each Pod answers on
+    its own number under it); by number when the name is new to the Service (a rename, or
+    names swapped) and every live Pod has that number.
+    """
     if desired.service is None:
         return desired
-    service = copy.deepcopy(dict(desired.service))
+    target = copy.deepcopy(dict(desired.service))
     changed = False
-    for port in service["spec"]["ports"]:
+    for port in target["spec"]["ports"]:
         name = port["targetPort"]
-        if not isinstance(name, str) or all(name in ports for ports in live):
+        previous = _target_port(service, port["port"], port.get("protocol", "TCP"))
+        if not isinstance(name, str) or previous is None or previous == name:
             continue
         number = desired.template_summary.get("ports", {}).get(name)
         if number and all(number in ports.values() for ports in live):
             port["targetPort"] = int(number.split("/")[0])
             changed = True
-    return dataclasses.replace(desired, service=service) if changed else desired
+    return dataclasses.replace(desired, service=target) if changed else desired
 
 
 def rollout_target(
@@ -136,4 +145,4 @@ def rollout_target(
         return desired
     renames = _renames(desired, old, service)
     target = _intermediate(desired, renames) if renames else desired
-    return _targets_that_serve(target, [ports for _, ports in pods])
+    return _targets_that_serve(target, [ports for _, ports in pods], service)

@@ -88,3 +88,40 @@ def test_rename_and_renumber_go_through_an_intermediate_template() -> None:
     final = rollout_target(new, pods(step, step), service_of(step))
     assert final.template_hash == new.template_hash
     assert target_ports(final) == [("http-web", 8081)]
+
+
+def spec_with(*ports: tuple[str, int, int]) -> DesiredState:
+    return build_desired(
+        APP,
+        parse_spec(
+            {
+                "replicas": 2,
+                "containers": [
+                    {
+                        "name": "app",
+                        "image": "app:1",
+                        "ports": [
+                            {"name": n, "containerPort": c, "servicePort": s} for n, c, s in ports
+                        ],
+                    }
+                ],
+            }
+        ),
+    )
+
+
+def test_an_old_name_taken_by_another_port_is_never_staged_twice() -> None:
+    old = spec_with(("http", 8080, 80))
+    new = spec_with(("web", 8081, 80), ("http", 8443, 443))
+    target = rollout_target(new, pods(old, new), service_of(old))
+    assert target.template_hash == new.template_hash  # no intermediate with "http" twice
+    names = [p["name"] for p in target.pod_template["spec"]["containers"][0]["ports"]]
+    assert names == ["web", "http"]
+
+
+def test_swapped_names_target_the_number_that_serves_each_port() -> None:
+    old = spec_with(("a", 8080, 80), ("b", 9090, 90))
+    new = spec_with(("b", 8080, 80), ("a", 9090, 90))
+    target = rollout_target(new, pods(old, new), service_of(old))
+    # By name, port 80 would reach the old Pods' "b" (9090): the other port's backend.
+    assert target_ports(target) == [("b", 8080), ("a", 9090)]

@@ -131,3 +131,25 @@ def test_a_service_we_may_not_read_is_never_written() -> None:
         'Service web could not be read (403 Forbidden: services "web" is forbidden); '
         "it is not written until its owner is known",
     )
+
+
+def test_a_repair_keeps_what_others_set_in_our_entries_and_their_references() -> None:
+    service = observed({**http(80), "appProtocol": "http"}, {"name": "debug", "port": 9999})
+    service["metadata"]["ownerReferences"] = [
+        *service["metadata"]["ownerReferences"],
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "audit", "uid": "cm-1"},
+    ]
+    body = repaired_service(DESIRED.service, service, OURS)  # type: ignore[arg-type]
+    assert body["spec"]["ports"] == [{**http(80), "appProtocol": "http"}]
+    assert [r["uid"] for r in body["metadata"]["ownerReferences"]] == ["uid-1", "cm-1"]
+
+
+def test_a_port_entry_our_own_update_wrote_is_ours() -> None:
+    from exposedapp.apply import owned_keys
+
+    entry = {
+        "manager": "exposedapp-operator",
+        "operation": "Update",
+        "fieldsV1": {"f:spec": {"f:ports": {'k:{"port":80,"protocol":"TCP"}': {}}}},
+    }
+    assert owned_keys({"metadata": {"managedFields": [entry]}})["ports"] == {"80/TCP"}
