@@ -146,10 +146,13 @@ def token_file_of(config: pykube.KubeConfig) -> Path | None:
     """
     user = config.user or {}
     if user.get("tokenFile"):
-        return Path(str(user["tokenFile"])).expanduser()
-    if user.get("token") and SERVICE_ACCOUNT_TOKEN.exists():
-        in_cluster = user["token"].strip() == SERVICE_ACCOUNT_TOKEN.read_text().strip()
-        return SERVICE_ACCOUNT_TOKEN if in_cluster else None
+        path = Path(str(user["tokenFile"])).expanduser()
+        # Relative to the kubeconfig's own directory, as client-go reads it.
+        if not path.is_absolute() and config.filepath:
+            path = Path(config.filepath).expanduser().parent / path
+        return path
+    if config.filepath is None and SERVICE_ACCOUNT_TOKEN.exists():
+        return SERVICE_ACCOUNT_TOKEN  # in a Pod: pykube read the ServiceAccount's token
     return None
 
 
@@ -331,7 +334,8 @@ class ApiClient:
                 "uid": app.uid,
             },
             "reason": reason,
-            "note": message[:1024],
+            # The API bounds a note to 1024 bytes, not characters.
+            "note": message.encode()[:1024].decode(errors="ignore"),
             "type": kind,
             "action": reason,
             "eventTime": now,

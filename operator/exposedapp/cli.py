@@ -68,7 +68,15 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if args.metrics_port:
         os.environ["EXPOSEDAPP_METRICS_PORT"] = str(args.metrics_port)
-    apply_kopf_fixes()  # before kopf starts: its start-up over thousands of objects
+    if not apply_kopf_fixes():  # before kopf starts (each says which kopf it expects)
+        # Readiness and peering pauses are read from kopf through these: without them a
+        # peered replica would never know it may act.
+        print(
+            "exposedapp: this kopf is not the one the operator was built for "
+            "(see the warnings above); install the locked kopf version",
+            file=sys.stderr,
+        )
+        return 1
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace or (),

@@ -439,7 +439,11 @@ async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
 
 async def _first_resync(queue: WorkQueue[AppKey]) -> None:
     """Once kopf has indexed everything, queue every app it found: then we are ready."""
-    await wait_until_indexed()
+    try:
+        await wait_until_indexed()
+    except Exception:
+        logger.exception("Could not learn when kopf had indexed everything; never ready")
+        raise
     apps = list(runtime.indexes["apps_index"])
     for key in apps:
         queue.enqueue(key)

@@ -69,18 +69,23 @@ _PAUSED_FIRST = "peering CRD is missing"
 _sets: dict[str, aiotoggles.ToggleSet] = {}  # "indexed", "paused": kopf's sets
 
 
-async def wait_until_indexed(poll: float = 0.05) -> None:
-    """Return once kopf has listed and indexed every watched resource once.
-
-    Raises RuntimeError if kopf never made its "operator indexed" set (kopf changed).
-    """
-    for _ in range(int(60 / poll)):
-        indexed = _sets.get("indexed")
-        if indexed is not None:
-            await indexed.wait_for(True)
-            return
+async def _kopf_set(name: str, poll: float = 0.05, warn_after: float = 60) -> aiotoggles.ToggleSet:
+    """kopf's toggle set ``name`` once kopf has made it (after its API discovery, which
+    takes as long as the apiserver does); a warning each minute it has not."""
+    waited = 0.0
+    while (found := _sets.get(name)) is None:
         await asyncio.sleep(poll)
-    raise RuntimeError("kopf made no 'operator indexed' toggle set within 60 s: kopf changed")
+        waited += poll
+        if waited >= warn_after:
+            logger.warning("kopf has not made its %r toggle set yet (still waiting)", name)
+            waited = 0.0
+    return found
+
+
+async def wait_until_indexed() -> None:
+    """Return once kopf has listed and indexed every watched resource once."""
+    indexed = await _kopf_set("indexed")
+    await indexed.wait_for(True)
 
 
 async def follow_pauses(
@@ -90,16 +95,9 @@ async def follow_pauses(
     alive, or a mandatory peering resource is missing), ``on_resume`` when it runs: once
     at once for the state kopf is in, then at each change.
 
-    Runs until cancelled. Raises RuntimeError if kopf never made its "operator paused"
-    set (kopf changed).
+    Runs until cancelled.
     """
-    for _ in range(int(60 / poll)):
-        paused = _sets.get("paused")
-        if paused is not None:
-            break
-        await asyncio.sleep(poll)
-    else:
-        raise RuntimeError("kopf made no 'operator paused' toggle set within 60 s: kopf changed")
+    paused = await _kopf_set("paused", poll)
     while True:
         if paused.is_on():
             on_pause()

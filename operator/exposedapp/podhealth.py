@@ -143,7 +143,11 @@ def pod_problems(pod: Mapping[str, Any]) -> tuple[PodProblem, ...]:
     for key in ("initContainerStatuses", "containerStatuses"):
         for container in status.get(key) or []:
             problem = _container_problem(name, container, created)
-            if problem is not None:
+            if problem is not None and not (
+                # A running init container is doing its work (or is a sidecar): its
+                # readiness is not the Pod's.
+                key == "initContainerStatuses" and problem.reason == "ContainerNotReady"
+            ):
                 found.append(problem)
     return tuple(found)
 

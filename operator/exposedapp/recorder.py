@@ -1,7 +1,8 @@
 """Events for people: one Event per distinct occurrence, repeats counted on it as a series.
 
-As client-go's events recorder (k8s.io/client-go/tools/events): an Event is identified by
-what it is about, its type and its reason. The first occurrence creates it; a repeat within
+As client-go's events recorder (k8s.io/client-go/tools/events), an Event is identified by
+what it is about, its type and its reason, and here also by its message (an Event's note
+cannot change, and a new message is news). The first occurrence creates it; a repeat within
 ``SERIES_WINDOW`` counts on it (``series.count``, ``series.lastObservedTime``), and the count
 is written at most once per ``SERIES_FLUSH`` per Event, so a problem retried with backoff
 costs a bounded number of writes. Event names are derived from that identity, so a
@@ -31,10 +32,11 @@ SERIES_WINDOW = datetime.timedelta(minutes=6)
 SERIES_FLUSH = datetime.timedelta(minutes=5)
 
 
-def event_name(app: AppRef, kind: str, reason: str) -> str:
-    """``<app>.<hash of uid, type, reason>``: the same Event for the same occurrence."""
-    digest = hashlib.sha256(f"{app.uid}/{kind}/{reason}".encode()).hexdigest()[:16]
-    return f"{app.name}.{digest}"
+def event_name(app: AppRef, kind: str, reason: str, message: str) -> str:
+    """``<app>.<hash of uid, type, reason, message>``: the same Event for the same
+    occurrence, also for another process."""
+    identity = f"{app.uid}/{kind}/{reason}/{message}"
+    return f"{app.name}.{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
 
 
 @dataclass
@@ -57,7 +59,7 @@ class EventRecorder:
     ) -> None:
         self.client = client
         self.clock = clock
-        self._series: dict[tuple[str, str, str], _Series] = {}
+        self._series: dict[tuple[str, str, str, str], _Series] = {}
         self._gate = asyncio.Semaphore(parallel)
 
     def forget(self, uid: str) -> None:
@@ -67,7 +69,7 @@ class EventRecorder:
 
     async def record(self, app: AppRef, kind: str, reason: str, message: str) -> None:
         now = self.clock()
-        key = (app.uid, kind, reason)
+        key = (app.uid, kind, reason, message)
         series = self._series.get(key)
         if series is not None and now - series.last_seen <= SERIES_WINDOW:
             series.count += 1
@@ -75,7 +77,7 @@ class EventRecorder:
             if now - series.last_written >= SERIES_FLUSH:
                 await self._write_count(app, series, now)
             return
-        name = event_name(app, kind, reason)
+        name = event_name(app, kind, reason, message)
         async with self._gate:
             answer = await asyncio.to_thread(
                 self.client.post_event, app, kind, reason, message, name
@@ -101,5 +103,8 @@ class EventRecorder:
             )
         if answer.ok:
             series.written, series.last_written = series.count, now
+        elif answer.code == 404:
+            # The Event is gone (expired, deleted): the next occurrence posts it again.
+            self._series = {k: v for k, v in self._series.items() if v is not series}
         else:
             logger.debug("Could not count event %s: %s", series.name, answer.message)

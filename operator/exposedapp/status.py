@@ -40,9 +40,11 @@ CLUSTER_DOMAIN = "cluster.local"
 # A condition message is for a person: long enough for every detail the apiserver gives,
 # far below the schema's 32768 characters, so a status stays small to watch and store.
 MESSAGE_LIMIT = 4096
-_INGRESS_LIMIT = STATUS_SCHEMA["properties"]["service"]["properties"]["loadBalancer"]["properties"][
+_INGRESS = STATUS_SCHEMA["properties"]["service"]["properties"]["loadBalancer"]["properties"][
     "ingress"
-]["maxItems"]
+]
+_INGRESS_LIMIT = _INGRESS["maxItems"]
+_INGRESS_PORTS_LIMIT = _INGRESS["items"]["properties"]["ports"]["maxItems"]
 _TEXT_LIMITS = {
     key: STATUS_SCHEMA["properties"][key]["maxLength"] for key in ("portsText", "imagesText")
 }
@@ -251,7 +253,14 @@ def _service_status(
         # A load balancer's own list, copied as it is up to the schema's bound (16
         # addresses; clients need one). Each entry's fields are bounded by the schema
         # of Service.status itself.
-        service_status["loadBalancer"] = {"ingress": ingress[:_INGRESS_LIMIT]}
+        service_status["loadBalancer"] = {
+            "ingress": [
+                {**entry, "ports": entry["ports"][:_INGRESS_PORTS_LIMIT]}
+                if "ports" in entry
+                else entry
+                for entry in ingress[:_INGRESS_LIMIT]
+            ]
+        }
     for mapping in desired.ports:
         entry: dict[str, Any] = {
             "name": mapping.name,

@@ -41,6 +41,8 @@ class FakeEvents:
         self, namespace: str, name: str, count: int, observed: datetime.datetime
     ) -> Answer:
         self.writes.append(f"count {name} {count}")
+        if name not in self.events:
+            return Answer(404, "NotFound", "", {})
         self.events[name]["series"] = {"count": count, "lastObservedTime": observed}
         return Answer(200, "", "", {})
 
@@ -74,7 +76,7 @@ def test_repeats_count_on_one_event_with_bounded_writes() -> None:
     api, clock = FakeEvents(), Clock()
     recorder = EventRecorder(cast(ApiClient, api), clock)
     run(recorder, times=41, clock=clock, every=15)  # a retry every 15 s for 10 minutes
-    name = event_name(APP, "Warning", "QuotaExceeded")
+    name = event_name(APP, "Warning", "QuotaExceeded", "exceeded quota")
     assert list(api.events) == [name]
     # The first occurrence, then the count written once per 5 minutes: at 5:00 and 10:00.
     assert api.writes == [f"create {name}", f"count {name} 21", f"count {name} 41"]
@@ -96,3 +98,20 @@ def test_an_app_created_again_under_the_same_name_gets_its_own_event() -> None:
     successor = AppRef(APP.namespace, APP.name, "uid-2")
     asyncio.run(recorder.record(successor, "Warning", "Invalid", "refused"))
     assert len(api.events) == 2
+
+
+def test_a_new_message_is_a_new_event_and_a_deleted_event_is_posted_again() -> None:
+    api, clock = FakeEvents(), Clock()
+    recorder = EventRecorder(cast(ApiClient, api), clock)
+
+    async def scenario() -> None:
+        await recorder.record(APP, "Warning", "QuotaExceeded", "exceeded quota: cpu")
+        await recorder.record(APP, "Warning", "QuotaExceeded", "exceeded quota: memory")
+        assert len(api.events) == 2
+        api.events.clear()  # expired, or deleted by someone
+        for _ in range(2):
+            clock.advance(minutes=5)
+            await recorder.record(APP, "Warning", "QuotaExceeded", "exceeded quota: cpu")
+
+    asyncio.run(scenario())
+    assert list(api.events) == [event_name(APP, "Warning", "QuotaExceeded", "exceeded quota: cpu")]

@@ -125,7 +125,12 @@ def test_the_status_fits_the_schema_in_the_worst_cases(
         "status": {
             "loadBalancer": {
                 "ingress": [
-                    {"ip": f"203.0.113.{i % 250}", "hostname": "h" * 253} for i in range(ingress)
+                    {
+                        "ip": f"203.0.113.{i % 250}",
+                        "hostname": "h" * 253,
+                        "ports": [{"port": n, "protocol": "TCP"} for n in range(1, ingress * 5)],
+                    }
+                    for i in range(ingress)
                 ]
             }
         },
