@@ -81,7 +81,9 @@ def describe_problems(problems: Sequence[Problem]) -> str:
     bounded by MESSAGE_LIMIT whatever the number of problems.
     """
     groups: dict[str, list[Problem]] = {}
-    for problem in problems:
+    # In a stable order: creates run in parallel and their refusals come back in any
+    # order, and the same problems must read the same (one Event, no status write).
+    for problem in sorted(problems, key=lambda p: (p.reason, p.message)):
         groups.setdefault(problem.reason, []).append(problem)
     parts = []
     for reason, group in groups.items():
@@ -165,6 +167,7 @@ def summarise(
     now: datetime.datetime,
 ) -> dict[str, Any]:
     """The status the app should have, without lastTransitionTime (see merge_conditions)."""
+    problems = sorted(problems, key=lambda p: (p.reason, p.message))  # stable: see above
     live = [p for p in pods if not p.deleting and not p.finished]
     if desired is None:  # the spec is invalid: report the problem, claim nothing else
         return _invalid_status(generation, live, problems)

@@ -39,10 +39,14 @@ def test_many_problems_of_one_kind_are_told_once_with_their_number() -> None:
         for i in range(98)
     ]
     problems.append(Problem("Forbidden", "reading Service web: forbidden"))
-    assert describe_problems(problems) == (
-        "98 problems QuotaExceeded, the first: creating Pod web-0: "
-        f'pods "web-0" is forbidden: {quota}; reading Service web: forbidden'
+    # Reasons in order, and the first of a kind by message: the same problems, however
+    # the parallel creates came back, read the same.
+    expected = (
+        "reading Service web: forbidden; 98 problems QuotaExceeded, the first: "
+        f'creating Pod web-0: pods "web-0" is forbidden: {quota}'
     )
+    assert describe_problems(problems) == expected
+    assert describe_problems(list(reversed(problems))) == expected
 
 
 def test_a_refused_status_is_replaced_by_a_minimal_truthful_one() -> None:
