@@ -212,33 +212,32 @@ def differences(before: HostSnapshot, after: HostSnapshot) -> list[str]:
     return found
 
 
-def _kill_cgroup_processes(progress: Progress) -> None:
-    """SIGKILL every process in the kubepods cgroups: the Pods' containers and sandboxes."""
+def _kill_until_gone(find: Callable[[], set[int]], progress: Progress, what: str) -> None:
+    """SIGKILL the processes ``find`` names until it names none (5 s at most)."""
     for _ in range(50):
-        pids: set[int] = set()
-        for group in _cgroups():
-            for procs in Path(group).rglob("cgroup.procs"):
-                with contextlib.suppress(OSError):
-                    pids.update(int(p) for p in procs.read_text().split())
+        pids = find()
         if not pids:
             return
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
-    progress("some processes in the kubepods cgroups would not die")
+    progress(f"some {what} would not die")
 
 
-def _kill_leftover_processes(before: HostSnapshot) -> None:
+def _cgroup_pids() -> set[int]:
+    """Every process in the kubepods cgroups: the Pods' containers and sandboxes."""
+    pids: set[int] = set()
+    for group in _cgroups():
+        for procs in Path(group).rglob("cgroup.procs"):
+            with contextlib.suppress(OSError):
+                pids.update(int(p) for p in procs.read_text().split())
+    return pids
+
+
+def _new_node_pids(before: HostSnapshot) -> set[int]:
     keep = {int(p.split()[0]) for p in before.processes}
-    for _ in range(50):
-        extra = [int(p.split()[0]) for p in _node_processes() if int(p.split()[0]) not in keep]
-        if not extra:
-            return
-        for pid in extra:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)
+    return {int(p.split()[0]) for p in _node_processes()} - keep
 
 
 def _unmount_new(before: HostSnapshot) -> None:
@@ -326,8 +325,8 @@ def _restore_sysctls(before: HostSnapshot) -> None:
 
 def restore(before: HostSnapshot, progress: Progress) -> list[str]:
     """Undo what a real node did to the machine; return what still differs (empty: all)."""
-    _kill_cgroup_processes(progress)
-    _kill_leftover_processes(before)
+    _kill_until_gone(_cgroup_pids, progress, "processes in the kubepods cgroups")
+    _kill_until_gone(lambda: _new_node_pids(before), progress, "node processes (shims)")
     _unmount_new(before)
     _remove_new_chains(before)
     _remove_cgroups(before)
