@@ -5,7 +5,7 @@ imported into containerd (``ctr images import``). An image is a list of uncompre
 tars (a layer's digest is then also its diff_id) and a config; files carry mtime 0 and
 owner 0:0, so the same inputs give the same digests and images share their layers.
 
-Images (references in ``IMAGES``):
+Images:
 - ``pause``: the Pod sandbox, ``netserver pause`` (waits for SIGTERM), user 65535.
 - ``netserver:nonroot`` / ``netserver:root``: busybox (a shell, wget, nslookup for
   ``kubectl exec``) plus ``netserver serve``: HTTP on each TCP port and an echo on each UDP
@@ -27,7 +27,6 @@ from pathlib import Path
 
 __all__ = [
     "COREDNS_IMAGE",
-    "IMAGES",
     "NETSERVER_IMAGE",
     "NETSERVER_ROOT_IMAGE",
     "PAUSE_IMAGE",
@@ -143,9 +142,6 @@ def local_images(busybox: Path, netserver: Path, coredns: Path) -> tuple[Image, 
         Image(NETSERVER_ROOT_IMAGE, (base, server), serve, "0"),
         Image(COREDNS_IMAGE, (binary_layer("coredns", coredns),), ("/coredns",), "65532"),
     )
-
-
-IMAGES = (PAUSE_IMAGE, NETSERVER_IMAGE, NETSERVER_ROOT_IMAGE, COREDNS_IMAGE)
 
 
 def _digest(data: bytes) -> str:

@@ -35,10 +35,9 @@ from .kopf_fixes import (
     shed_after_indexing,
     wait_until_indexed,
 )
-from .labels import APP_LABEL, FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION
+from .labels import APP_LABEL, FIELD_MANAGER, GROUP, KIND, PLURAL, SERVICE_NAME_LABEL, VERSION
 from .podhealth import trim_pod_status
 from .reconcile import AppKey, Observed, Reconciler
-from .status import SERVICE_NAME_LABEL
 from .workqueue import Outcome, WorkQueue
 
 logger = logging.getLogger(__name__)

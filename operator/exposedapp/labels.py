@@ -15,6 +15,7 @@ __all__ = [
     "KIND",
     "MANAGED_BY",
     "PLURAL",
+    "SERVICE_NAME_LABEL",
     "TEMPLATE_ANNOTATION",
     "TEMPLATE_HASH_LABEL",
     "UID_LABEL",
@@ -35,6 +36,8 @@ MANAGED_BY = "exposedapp-operator"
 
 APP_LABEL = f"{GROUP}/app"
 UID_LABEL = f"{GROUP}/app-uid"
+# Set by the EndpointSlice controller on each slice: the Service it belongs to.
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 TEMPLATE_HASH_LABEL = f"{GROUP}/template-hash"
 # What the Pod was built from, so a replacement can say what changed (ports, images).
 TEMPLATE_ANNOTATION = f"{GROUP}/template"

@@ -205,7 +205,6 @@ class Reconciler:
         self.conditions: dict[AppKey, tuple[tuple[str, str], ...]] = {}
         self.progressing: set[AppKey] = set()  # apps whose Progressing condition is True
         self._event_tasks: set[asyncio.Task[None]] = set()
-        self._event_gate = asyncio.Semaphore(4)
         self.recorder = EventRecorder(client, clock)
 
     async def __call__(self, key: AppKey) -> Outcome:
@@ -656,16 +655,8 @@ class Reconciler:
         Warnings go through the recorder (repeats counted on one Event); each Normal event
         tells what one reconcile did, so each is its own.
         """
-        if kind == "Warning":
-            post = self.recorder.record(ref, kind, reason, message)
-        else:
-            post = self._post_event(ref, kind, reason, message)
-        task = asyncio.create_task(post)
+        recorder = self.recorder
+        post = recorder.record if kind == "Warning" else recorder.post
+        task = asyncio.create_task(post(ref, kind, reason, message))
         self._event_tasks.add(task)
         task.add_done_callback(self._event_tasks.discard)
-
-    async def _post_event(self, ref: AppRef, kind: str, reason: str, message: str) -> None:
-        async with self._event_gate:
-            answer = await asyncio.to_thread(self.client.post_event, ref, kind, reason, message)
-            if not answer.ok:  # events are best effort: never fail a reconcile for one
-                logger.debug("Could not post event %s: %s", reason, answer.message)

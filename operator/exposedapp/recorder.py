@@ -49,7 +49,8 @@ class _Series:
 
 
 class EventRecorder:
-    """Posts and counts Events; ``record`` never raises (events are best effort)."""
+    """Posts and counts Events; ``post`` and ``record`` never raise (events are best
+    effort), and together they keep at most ``parallel`` event requests in flight."""
 
     def __init__(
         self,
@@ -66,6 +67,13 @@ class EventRecorder:
         """Drop what is known of an app's Events (the app is gone)."""
         for key in [k for k in self._series if k[0] == uid]:
             del self._series[key]
+
+    async def post(self, app: AppRef, kind: str, reason: str, message: str) -> None:
+        """Post an Event of its own (one reconcile's actions: each is news once)."""
+        async with self._gate:
+            answer = await asyncio.to_thread(self.client.post_event, app, kind, reason, message)
+        if not answer.ok:  # events are best effort: never fail a reconcile for one
+            logger.debug("Could not post event %s: %s", reason, answer.message)
 
     async def record(self, app: AppRef, kind: str, reason: str, message: str) -> None:
         now = self.clock()

@@ -16,13 +16,12 @@ from typing import Any
 
 from .crd import STATUS_SCHEMA
 from .desired import DesiredState
-from .labels import selector_string
+from .labels import SERVICE_NAME_LABEL, selector_string
 from .plan import ObservedPod
 from .podhealth import explain, shorten
 
 __all__ = [
     "MESSAGE_LIMIT",
-    "SERVICE_NAME_LABEL",
     "Problem",
     "StatusWrite",
     "bounded_list",
@@ -122,9 +121,6 @@ _MINIMAL_FIELDS = (
     "selector",
     "readyText",
 )
-
-
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # set by the EndpointSlice controller
 
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:

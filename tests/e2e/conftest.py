@@ -115,21 +115,23 @@ class RealNode:
 def real_node(cluster: ClusterHandle) -> RealNode:
     """The local cluster's real node (kubelet, containerd, kube-proxy, CoreDNS).
 
-    Only an explicit opt-out (DEVCLUSTER_REAL_NODE=0, which CI refuses) or a cluster that
-    is not the local one skips the real-traffic tests; anything else without a real node
-    is a failure.
+    Outside CI, an explicit opt-out (DEVCLUSTER_REAL_NODE=0) or a cluster that is not the
+    local one skips the real-traffic tests; in CI (CI=true) either is a failure, as is
+    anything else without a real node.
     """
     from devcluster.cluster import read_state
 
-    if not cluster.local:
-        pytest.skip("the real-traffic tests run on the local cluster's real node and images")
-    state = read_state(cluster.run_dir)
-    if state is None:
-        pytest.fail(f"no cluster state in {cluster.run_dir}")
-    if not state.real_node:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI runs without a real node; the real-traffic tests must run there")
-        pytest.skip("DEVCLUSTER_REAL_NODE=0: this run has no real node")
+    in_ci = os.environ.get("CI", "").lower() == "true"
+    state = read_state(cluster.run_dir) if cluster.local else None
+    if state is None or not state.real_node:
+        why = (
+            "the real-traffic tests run on the local cluster's real node and images"
+            if not cluster.local
+            else f"no real node in {cluster.run_dir} (DEVCLUSTER_REAL_NODE=0?)"
+        )
+        if in_ci or (cluster.local and state is None):
+            pytest.fail(f"{why}: in CI the real-traffic tests must run, never skip")
+        pytest.skip(why)
     return RealNode(state.real_node, state.node_ip)
 
 
