@@ -81,14 +81,19 @@ def test_a_port_added_by_hand_is_removed_with_one_write_and_one_event(
         apps.patch("web", {"metadata": {"annotations": {"test.example/poke": str(poke)}}})
     assert_second_reconcile_writes_nothing(apps, "web", operator, audit, cluster)
     assert len(service_writes(audit, cluster, start, apps)) == 1
-    repaired = [
-        e
-        for e in apps.core.list_namespaced_event(
-            apps.namespace, field_selector="involvedObject.name=web"
-        ).items
-        if e.reason in ("RepairedService", "AppliedService", "Reconciled")
-        and "debug" in (e.message or "")
-    ]
+
+    def repair_events() -> list[Any]:
+        return [
+            e
+            for e in apps.core.list_namespaced_event(
+                apps.namespace, field_selector="involvedObject.name=web"
+            ).items
+            if e.reason in ("RepairedService", "AppliedService", "Reconciled")
+            and "debug" in (e.message or "")
+        ]
+
+    wait_for(repair_events, what="the repair's event (posted in the background)")
+    repaired = repair_events()
     assert len(repaired) == 1
 
 

@@ -106,13 +106,19 @@ def test_a_quota_refusing_a_scale_up_is_summarised_at_the_current_generation(
     assert "exceeded quota: team-compute" in seen["message"]
     assert len(seen["message"]) <= 4096
     assert apps.condition("heavy", "Ready")["status"] == "False"
-    events = [
-        e
-        for e in apps.core.list_namespaced_event(
-            apps.namespace, field_selector="involvedObject.name=heavy,type=Warning"
-        ).items
-        if e.reason == "QuotaExceeded"
-    ]
+
+    def quota_events() -> list[Any]:
+        return [
+            e
+            for e in apps.core.list_namespaced_event(
+                apps.namespace, field_selector="involvedObject.name=heavy,type=Warning"
+            ).items
+            if e.reason == "QuotaExceeded"
+        ]
+
+    # Events are posted in the background: wait for it, then count.
+    wait_for(quota_events, what="the QuotaExceeded event")
+    events = quota_events()
     assert len(events) == 1  # one event for the kind of problem, not one per Pod
     # Lifted: the app converges, and then a reconcile writes nothing.
     apps.core.delete_namespaced_resource_quota("team-compute", apps.namespace)
@@ -143,11 +149,16 @@ def test_a_pod_refused_for_good_is_told_by_one_event(
         timeout=90,
         what="a few retries while refused",
     )
-    events = list(
-        apps.core.list_namespaced_event(
-            apps.namespace, field_selector="involvedObject.name=overcommitted,type=Warning"
-        ).items
-    )
+
+    def warnings() -> list[Any]:
+        return list(
+            apps.core.list_namespaced_event(
+                apps.namespace, field_selector="involvedObject.name=overcommitted,type=Warning"
+            ).items
+        )
+
+    wait_for(warnings, what="the Invalid event (posted in the background)")
+    events = warnings()
     assert [e.reason for e in events] == ["Invalid"]
     # Fixed: the app converges, and then a reconcile writes nothing.
     fixed = {**body["spec"]["containers"][0], "resources": {"requests": {"cpu": "1"}}}
