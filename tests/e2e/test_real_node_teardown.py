@@ -19,7 +19,7 @@ import pytest
 from conftest import RealNode
 from devcluster.cluster import down, read_state, up
 from devcluster.host import MARKER, HostSnapshot, differences, snapshot
-from kubetest import ClusterHandle
+from kubetest import ClusterHandle, wait_for
 
 STARTER = textwrap.dedent(
     """
@@ -54,10 +54,16 @@ def test_down_and_a_killed_run_leave_the_machine_as_it_was(
         text=True,
     )
     assert starter.stdout is not None
-    json.loads(starter.stdout.readline())
+    pids = json.loads(starter.stdout.readline())
     starter.send_signal(signal.SIGKILL)
     starter.wait()
     starter.stdout.close()
+    # Its processes die with it (parent-death signal), a moment later.
+    wait_for(
+        lambda: [name for name, pid in pids.items() if Path(f"/proc/{pid}").exists()],
+        lambda alive: alive == [],
+        what="the killed run's processes gone",
+    )
     assert MARKER.exists()
     assert differences(before, snapshot()) != []  # something was left: the test can fail
 
