@@ -685,13 +685,14 @@ def test_operator_works_with_only_its_service_account(
         )
 
         # A deleted Pod is replaced.
-        victim = pods[0].metadata.name
-        core.delete_namespaced_pod(victim, apps_namespace)
+        # Pods are told apart by UID: a replacement may take a freed name.
+        victim = pods[0].metadata
+        core.delete_namespaced_pod(victim.name, apps_namespace)
         wait_for(
             lambda: apps.live_pods("web"),
             lambda now: (
                 len(now) == 2
-                and victim not in {p.metadata.name for p in now}
+                and victim.uid not in {p.metadata.uid for p in now}
                 and all(p.status.phase == "Running" for p in now)
             ),
             what="a replacement Pod",

@@ -101,11 +101,12 @@ def test_deleted_pod_is_replaced_and_scale_follows_kubectl_scale(
 ) -> None:
     apps.create(app_manifest("heal", replicas=2))
     apps.wait_ready("heal")
-    victim = apps.live_pods("heal")[0].metadata.name
-    apps.core.delete_namespaced_pod(victim, apps.namespace)
+    # Pods are told apart by UID: a replacement may take a freed name.
+    victim = apps.live_pods("heal")[0].metadata
+    apps.core.delete_namespaced_pod(victim.name, apps.namespace)
     wait_for(
         lambda: apps.live_pods("heal"),
-        lambda pods: len(pods) == 2 and victim not in {p.metadata.name for p in pods},
+        lambda pods: len(pods) == 2 and victim.uid not in {p.metadata.uid for p in pods},
         what="a replacement Pod",
     )
     apps.wait_ready("heal")
