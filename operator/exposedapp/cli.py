@@ -57,11 +57,10 @@ def _run(args: argparse.Namespace) -> int:
     import kopf  # imported here: `render` must work without a cluster or kopf's start-up
 
     from . import handlers  # noqa: F401 - registers the handlers
-    from .kopf_fixes import apply_kopf_fixes
-    from .metrics import count_watch_starts
+    from .kopf_fixes import apply_kopf_fixes, count_watches
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
-    count_watch_starts(args.verbose)
+    count_watches()  # metrics only: the operator works the same without them
     if not args.verbose:
         # kopf logs "Handler '...' succeeded." for every event of every Pod; our handlers
         # only enqueue, and the decisions are logged by the reconciler itself.

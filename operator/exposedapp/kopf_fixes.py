@@ -29,16 +29,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from typing import Any
 
 import kopf
 from kopf._cogs.aiokits import aiotoggles
-from kopf._cogs.clients import errors, fetching
+from kopf._cogs.clients import errors, fetching, watching
+
+from .metrics import WATCH_RESTARTS, WATCH_STARTS
 
 __all__ = [
     "apply_kopf_fixes",
+    "count_watches",
     "follow_pauses",
     "paged_listing_is_safe",
     "shed_after_indexing",
@@ -155,6 +160,62 @@ async def _fetch_objs_whole_if_expired(
         )
         async for chunk in _paged_fetch_objs(settings=whole, **kwargs):
             yield chunk
+
+
+_kopf_continuous_watch = watching.continuous_watch
+_kopf_watch_objs = watching.watch_objs
+
+
+async def _counted_continuous_watch(*, resource: Any, **kwargs: Any) -> AsyncIterator[Any]:
+    """kopf's listing-then-watching of one resource: each call is a watch start (a first
+    listing, or a fresh one after 410 Gone or a lost connection)."""
+    WATCH_STARTS.labels(resource=str(resource)).inc()
+    async for event in _kopf_continuous_watch(resource=resource, **kwargs):
+        yield event
+
+
+async def _counted_watch_objs(
+    *, settings: kopf.OperatorSettings, resource: Any, **kwargs: Any
+) -> AsyncIterator[Any]:
+    """One watch request of kopf's, passed through; counts why it ended early.
+
+    410 Gone arrives as an ERROR event (kopf then lists again). Inactivity is kopf's
+    timeout: the request is cancelled once no event came for inactivity_timeout seconds
+    after the last one was handled, so a request that ends that long after its last event
+    ended by it (the server closes a watch only after server_timeout, which is longer).
+    """
+    last = _now()
+    async for raw in _kopf_watch_objs(settings=settings, resource=resource, **kwargs):
+        error = raw.get("object") if raw.get("type") == "ERROR" else None
+        if isinstance(error, dict) and error.get("code") == 410:
+            WATCH_RESTARTS.labels(resource=str(resource), reason="expired").inc()
+        yield raw
+        last = _now()
+    timeout = settings.watching.inactivity_timeout
+    if timeout is not None and _now() - last >= timeout - _TIMER_SLACK:
+        WATCH_RESTARTS.labels(resource=str(resource), reason="inactive").inc()
+
+
+_TIMER_SLACK = 0.05  # asyncio may run a timer up to its clock resolution early
+_now = time.monotonic  # the clock of asyncio's timers; replaced in tests
+
+
+def count_watches() -> bool:
+    """Count kopf's watch starts and restarts (metrics.WATCH_STARTS, WATCH_RESTARTS) by
+    wrapping its two watch functions; False (nothing counted) if kopf has changed them."""
+    expected = {
+        "continuous_watch": {"resource", "namespace", "settings"},
+        "watch_objs": {"resource", "namespace", "settings", "since"},
+    }
+    for name, keywords in expected.items():
+        function = getattr(watching, name, None)
+        parameters = set(inspect.signature(function).parameters) if function else set()
+        if not keywords <= parameters:
+            logger.warning("kopf's %s has changed; watch restarts are not counted", name)
+            return False
+    watching.continuous_watch = _counted_continuous_watch
+    watching.watch_objs = _counted_watch_objs
+    return True
 
 
 def apply_kopf_fixes() -> bool:

@@ -6,10 +6,8 @@ it; the server runs in a daemon thread, off the operator's event loop.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -24,7 +22,6 @@ __all__ = [
     "REGISTRY",
     "WATCH_RESTARTS",
     "WATCH_STARTS",
-    "count_watch_starts",
     "serve",
     "set_condition_source",
 ]
@@ -91,40 +88,6 @@ REGISTRY.register(_APPS)
 
 def set_condition_source(source: ConditionSource) -> None:
     _APPS.source = source
-
-
-class _WatchStartCounter(logging.Filter):
-    """kopf logs "Starting the watch-stream for <resource> ..." (at DEBUG) on each start, and
-    "Restarting the watch-stream ..." when a watch expired (410 Gone) and it lists again,
-    "Watch-stream for <resource> ... is inactive, reconnecting." after a silent stall.
-
-    Counted here whatever the log level; passed on only when debug logging is wanted.
-    """
-
-    PREFIXES: dict[str, Callable[..., Counter]] = {
-        "Starting the watch-stream for ": WATCH_STARTS.labels,
-        "Restarting the watch-stream for ": partial(WATCH_RESTARTS.labels, reason="expired"),
-        "Watch-stream for ": partial(WATCH_RESTARTS.labels, reason="inactive"),
-    }
-
-    def __init__(self, verbose: bool) -> None:
-        super().__init__()
-        self.verbose = verbose
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        for prefix, labelled in self.PREFIXES.items():
-            if message.startswith(prefix):
-                resource = message[len(prefix) :].split(" ", 1)[0]
-                labelled(resource=resource).inc()
-        return self.verbose or record.levelno > logging.DEBUG
-
-
-def count_watch_starts(verbose: bool) -> None:
-    """Call after kopf.configure(): it sets the levels this adjusts."""
-    watching = logging.getLogger("kopf._cogs.clients.watching")
-    watching.setLevel(logging.DEBUG)
-    watching.addFilter(_WatchStartCounter(verbose))
 
 
 def serve(
