@@ -47,6 +47,7 @@ RESYNC_SECONDS = float(os.environ.get("EXPOSEDAPP_RESYNC_SECONDS", "300"))
 # of a core with 8 workers. As many workers as API connections keeps them all busy.
 WORKERS = int(os.environ.get("EXPOSEDAPP_WORKERS", "32"))
 API_THREADS = int(os.environ.get("EXPOSEDAPP_API_THREADS", "32"))
+PAUSED_CREATE_RETRY = 5.0  # seconds: a create queued before this replica was paused waits
 TRIM_AFTER_RECONCILES = 200  # a burst worth giving memory back after
 # kopf lists in pages of this many objects instead of one response per resource: with the
 # bodies shed after indexing, a restart over 1,000 apps settles ~30 MB lower (measured:
@@ -59,6 +60,7 @@ class Runtime:
     """The operator's live parts, created at start-up."""
 
     queue: WorkQueue[AppKey] | None = None
+    service_creates: WorkQueue[AppKey] | None = None  # new Services: slow, so on their own
     reconciler: Reconciler | None = None
     resync: asyncio.Task[None] | None = None
     indexes: Mapping[str, Any] = {}
@@ -226,6 +228,14 @@ def _resumed() -> None:
         for key in list(runtime.indexes["apps_index"]):
             runtime.queue.enqueue(key)
     logger.info("Resumed: every app queued again")
+
+
+async def _create_service_unless_paused(key: AppKey) -> Outcome:
+    if runtime.reconciler is None:
+        return Outcome()
+    if runtime.paused:
+        return Outcome(requeue_after=PAUSED_CREATE_RETRY)  # queued by the active replica
+    return await runtime.reconciler.create_service(key)
 
 
 async def _reconcile_unless_paused(key: AppKey) -> Outcome:
@@ -418,8 +428,17 @@ async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     )
     runtime.client = ApiClient.from_env(connections=API_THREADS)
     runtime.queue = WorkQueue(_reconcile_unless_paused, workers=WORKERS)
-    runtime.reconciler = Reconciler(runtime.client, _observe, wake=runtime.queue.enqueue)
+    # Each create waits on the apiserver's cluster IP allocation, not on this process: as
+    # many workers as API connections, so creates never hold the reconciles' workers.
+    runtime.service_creates = WorkQueue(_create_service_unless_paused, workers=API_THREADS)
+    runtime.reconciler = Reconciler(
+        runtime.client,
+        _observe,
+        wake=runtime.queue.enqueue,
+        queue_service_create=runtime.service_creates.enqueue,
+    )
     runtime.queue.start()
+    runtime.service_creates.start()
     runtime.resync = asyncio.create_task(_resync_forever(runtime.queue), name="resync")
     runtime.relisted = asyncio.Event()
     runtime.sweeper = asyncio.create_task(
@@ -469,8 +488,9 @@ async def stop(**_: Any) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    if runtime.queue is not None:
-        await runtime.queue.stop()
+    for queue in (runtime.queue, runtime.service_creates):
+        if queue is not None:
+            await queue.stop()
     if runtime.metrics_server is not None:
         runtime.metrics_server.shutdown()
 

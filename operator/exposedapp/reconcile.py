@@ -155,9 +155,9 @@ class _Memory:
     # When status was last written (or the app first seen): progress writes are coalesced.
     status_written_at: float = field(default_factory=time.monotonic)
     status_retry: float | None = None
-    # A new Service being created in the background (see Reconciler._create_service), and
-    # what reconciles did meanwhile: reported in one event once the Service is there.
-    service_creating: asyncio.Task[ApplyResult] | None = None
+    # A new Service queued for creation (see Reconciler.create_service), and what
+    # reconciles did meanwhile: reported in one event once the Service is there.
+    service_creating: bool = False
     done_meanwhile: list[Action] = field(default_factory=list)
     collected: ApplyResult | None = None  # a finished create's result, not yet told
     service_refused: bool = False  # the last create was refused: retry in line, with backoff
@@ -196,11 +196,16 @@ class Reconciler:
         *,
         clock: Callable[[], datetime.datetime] = _utcnow,
         wake: Callable[[AppKey], None] | None = None,
+        queue_service_create: Callable[[AppKey], None] | None = None,
     ) -> None:
+        """``wake`` queues an app's reconcile again (once its new Service is created);
+        ``queue_service_create`` queues ``create_service`` for an app on a queue of its
+        own. Without it a new Service is created in line, by the app's reconcile."""
         self.client = client
         self.observe = observe
         self.clock = clock
-        self.wake = wake  # enqueue an app again (when a background Service create ends)
+        self.wake = wake
+        self.queue_service_create = queue_service_create
         self.memory: dict[AppKey, _Memory] = {}
         self.conditions: dict[AppKey, tuple[tuple[str, str], ...]] = {}
         self.progressing: set[AppKey] = set()  # apps whose Progressing condition is True
@@ -244,10 +249,9 @@ class Reconciler:
             logger.debug("Deferred %s/%s: waiting for our own writes to be observed", *key)
             wait = max(0.1, memory.expectations.deadline - time.monotonic())
             return Outcome(requeue_after=wait), "deferred"
-        self._collect_service_create(memory)  # raises if it failed
         service, conflict = await self._service(snap, desired)
         the_plan = self._plan(snap, desired, service, conflict)
-        the_plan = self._create_service_in_background(snap.ref, key, the_plan, service, memory)
+        the_plan = self._queue_service_create(key, the_plan, service, memory)
         result = await self._execute(snap, the_plan)
         if result is None:
             return Outcome(requeue_after=PARTIAL_REQUEUE_SECONDS), "partial"
@@ -265,7 +269,7 @@ class Reconciler:
             # A Service still being created counts as a change under way: its arrival
             # brings the Ready write, and progress written meanwhile (Pods turning ready
             # while the Service waits seconds for its cluster IP) is stale moments later.
-            acted=bool(result.done) or memory.service_creating is not None,
+            acted=bool(result.done) or memory.service_creating,
         )
         log = logger.info if (result.done or wrote_status or problems) else logger.debug
         log(
@@ -353,13 +357,16 @@ class Reconciler:
             return None
 
     async def _service(
-        self, snap: _Snapshot, desired: DesiredState
+        self, snap: _Snapshot, desired: DesiredState, creating: bool = False
     ) -> tuple[Mapping[str, Any] | None, ServiceConflict | None]:
-        """Our Service as freshly as we know it, or a conflict with another owner's."""
+        """Our Service as freshly as we know it, or a conflict with another owner's.
+
+        ``creating``: asked by the create step, which checks the owner for the queued
+        create (the app's reconciles leave that to it meanwhile)."""
         memory = snap.memory
         service = memory.fresher_service(snap.service)
-        if desired.service is None or service is not None or memory.service_creating is not None:
-            # (While our own create is in flight the owner was checked before it started.)
+        queued = memory.service_creating and not creating
+        if desired.service is None or service is not None or queued:
             return service, None
         found, conflict = await asyncio.to_thread(
             check_service_owner, self.client, snap.ref, snap.ref.name
@@ -399,7 +406,7 @@ class Reconciler:
     ) -> list[Problem]:
         """Remember what landed, tell it in one event, and return the problems met.
 
-        What landed before (a background Service create collected, actions of a partly
+        What landed before (a queued Service create, actions of a partly
         applied plan) waits in memory until a reconcile gets here, so it is told once,
         whatever error came in between.
         """
@@ -411,7 +418,7 @@ class Reconciler:
             )
             memory.service_written = result.service
         self._remember(memory, result)
-        if memory.service_creating is not None:
+        if memory.service_creating:
             # One event per change, not per reconcile: this one's actions are told with the
             # Service's creation, when it ends.
             memory.done_meanwhile += result.done
@@ -428,9 +435,8 @@ class Reconciler:
             problems.append(Problem(reason, conflict.describe()))
         return problems + _name_problems(result)
 
-    def _create_service_in_background(
+    def _queue_service_create(
         self,
-        ref: AppRef,
         key: AppKey,
         the_plan: Plan,
         service: Mapping[str, Any] | None,
@@ -438,55 +444,62 @@ class Reconciler:
     ) -> Plan:
         """Take the creation of a new Service out of this reconcile; return the rest.
 
-        Creating a Service allocates its cluster IP, which the apiserver does one at a time:
-        with hundreds of apps at once each create waited seconds (measured: 2.7 s median at
-        500 apps), and a reconcile waiting for it held a worker that other apps' Pods and
-        status needed. The create runs on its own; the app is reconciled again when it ends.
+        Creating a Service allocates its cluster IP, which the apiserver does one at a
+        time: with hundreds of new apps each create waits seconds, and a reconcile waiting
+        for it would hold a worker that other apps' Pods and status need. So creates have
+        a queue (and workers) of their own; the app is woken when its Service is there.
         """
         service_actions = [
             a for a in the_plan.actions if a.kind in ("apply_service", "recreate_service")
         ]
-        if not service_actions:
+        if not service_actions or self.queue_service_create is None:
             return the_plan
         rest = tuple(a for a in the_plan.actions if a not in service_actions)
-        if memory.service_creating is not None:
-            return dataclasses.replace(the_plan, actions=rest)  # still being created
+        if memory.service_creating:
+            return dataclasses.replace(the_plan, actions=rest)  # still queued
         if service is not None or service_actions[0].kind != "apply_service":
             return the_plan  # an update, or a recreate: quick, done in line
         if memory.service_refused:
             # Retried in line, so the refusal stays on status (Degraded) between attempts
-            # and the problem backoff grows, instead of flapping with each background try.
+            # and the problem backoff grows, instead of flapping with each queued try.
             return the_plan
-        create = Plan(actions=(service_actions[0],))
-        # Not gated: capped at 4 in flight, creation at N=100 took 15.9 s instead of 10.
-        task = asyncio.create_task(execute(self.client, ref, create), name=f"service {ref.name}")
-        memory.service_creating = task
-
-        def ended(task: asyncio.Task[ApplyResult]) -> None:
-            if not task.cancelled():
-                task.exception()  # retrieved here too: the app may be gone before collecting
-            # An app in problem backoff is already due again later: waking it now would
-            # retry its refused Pods early. That retry collects the Service instead.
-            if self.wake is not None and not memory.problem_runs:
-                self.wake(key)
-
-        task.add_done_callback(ended)
+        memory.service_creating = True
+        self.queue_service_create(key)
         return dataclasses.replace(the_plan, actions=rest)
 
-    @staticmethod
-    def _collect_service_create(memory: _Memory) -> None:
-        """Keep a finished background Service create's result in memory (``collected``)
-        until a reconcile tells it; raise if it failed."""
-        task = memory.service_creating
-        if task is None or not task.done():
-            return
-        memory.service_creating = None
-        result = task.result()  # a TransientError: the work queue retries with backoff
+    async def create_service(self, key: AppKey) -> Outcome:
+        """The Service-create queue's step: create the app's new Service, keep the result
+        in memory (``collected``) until the app's reconcile tells it, wake the app.
+
+        Raises TransientError if the API failed (its queue retries with backoff).
+        """
+        snap = self._snapshot(key)
+        if snap is None or not snap.memory.service_creating:
+            return Outcome()  # gone, or a successor under the same name: its own queue
+        memory = snap.memory
+        try:
+            desired = memory.desired_for(snap.ref, snap.app.get("spec") or {})
+        except SpecError:
+            memory.service_creating = False  # the app's reconcile tells why
+            return Outcome()
+        service, conflict = await self._service(snap, desired, creating=True)
+        actions = [
+            a
+            for a in self._plan(snap, desired, service, conflict).actions
+            if a.kind == "apply_service"
+        ]
+        result = await execute(self.client, snap.ref, Plan(actions=tuple(actions)))
+        memory.service_creating = False
         memory.service_refused = bool(result.problems)
         if result.service is not None:
             memory.service_seen_before = None  # our cache had no Service when it was created
             memory.service_written = result.service
         memory.collected = result
+        # An app in problem backoff is already due again later: waking it now would retry
+        # its refused Pods early. That retry collects the Service instead.
+        if self.wake is not None and not memory.problem_runs:
+            self.wake(key)
+        return Outcome()
 
     def _remember(self, memory: _Memory, result: ApplyResult) -> None:
         if result.created_pods or result.deleted_pods:
@@ -502,8 +515,6 @@ class Reconciler:
             memory.problem_runs += 1
             return Outcome(requeue_after=PROBLEM_BACKOFF.delay(memory.problem_runs))
         memory.problem_runs = 0
-        if memory.service_creating is not None and self.wake is None:
-            return Outcome(requeue_after=0.5)  # nobody will wake this app: look again
         waits = [t for t in (the_plan.requeue_after, memory.status_retry) if t is not None]
         return Outcome(requeue_after=min(waits) if waits else None)
 

@@ -1,4 +1,4 @@
-"""What landed is told once, whatever error comes in between (a background Service create
+"""What landed is told once, whatever error comes in between (a queued Service create
 collected by a reconcile that then fails; creates that landed in a partly applied plan)."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import copy
 from collections.abc import Mapping
 from typing import Any, cast
 
-from test_reconcile_service_create import APP, KEY, SlowServiceClient
+from test_reconcile_service_create import APP, KEY, ScriptedClient
 
 from exposedapp.apply import Answer, ApiClient
 from exposedapp.reconcile import AppKey, Observed, Reconciler
 
 
-class FlakyPods(SlowServiceClient):
+class FlakyPods(ScriptedClient):
     """Pod creates answer 500 while ``failing``."""
 
     def __init__(self) -> None:
@@ -31,19 +31,18 @@ def test_a_collected_service_create_is_told_even_if_that_reconcile_fails() -> No
     client = FlakyPods()
     app = copy.deepcopy(APP)
     woken: list[AppKey] = []
+    creates: list[AppKey] = []
 
     async def scenario() -> None:
         reconciler = Reconciler(
             cast(ApiClient, client),
             lambda key: Observed(app=app, pods=tuple(client.pods)),
             wake=woken.append,
+            queue_service_create=creates.append,
         )
-        await reconciler(KEY)  # 2 Pods created, the Service create waits in the background
-        client.release.set()
-        for _ in range(200):
-            if woken:
-                break
-            await asyncio.sleep(0.01)
+        await reconciler(KEY)  # 2 Pods created, the Service create waits in its queue
+        await reconciler.create_service(creates.pop())
+        assert woken == [KEY]
         app["spec"]["replicas"] = 3
         client.failing = True
         failed = False

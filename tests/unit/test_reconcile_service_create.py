@@ -1,14 +1,13 @@
-"""A new Service is created in the background: the app's Pods do not wait for its cluster
-IP, the app is woken when it is there, and one event tells the whole creation.
+"""A new Service is created by a step of its own queue: the app's Pods do not wait for its
+cluster IP, the app is woken when it is there, and one event tells the whole creation.
 
-The API client is a scripted stand-in whose Service create blocks until released; the
+The API client is a scripted stand-in; the queues are lists the test runs by hand. The
 real apiserver's behaviour is covered by the e2e suite (tests/e2e/test_reconciler.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -29,11 +28,10 @@ APP = {
 }
 
 
-class SlowServiceClient:
-    """Records writes; the Service create waits for `release`, as a busy apiserver would."""
+class ScriptedClient:
+    """Records writes; what the watch shows next is ``pods``."""
 
     def __init__(self) -> None:
-        self.release = threading.Event()
         self.writes: list[str] = []
         self.events: list[tuple[str, str]] = []
         self.pods: list[Mapping[str, Any]] = []  # what the watch shows next
@@ -47,7 +45,6 @@ class SlowServiceClient:
         return Answer(201, "Created", "", body)
 
     def apply_service(self, body: Mapping[str, Any]) -> Answer:
-        assert self.release.wait(10), "never released"
         self.writes.append(f"apply service {body['metadata']['name']}")
         created = {**body, "metadata": {**body["metadata"], "resourceVersion": "7"}}
         return Answer(201, "Created", "", created)
@@ -64,26 +61,31 @@ class SlowServiceClient:
 
 
 def test_pods_do_not_wait_for_the_service_and_one_event_tells_it_all() -> None:
-    client = SlowServiceClient()
+    client = ScriptedClient()
     woken: list[AppKey] = []
+    creates: list[AppKey] = []
 
     async def scenario() -> None:
         def observe(key: AppKey) -> Observed:
             return Observed(app=APP, pods=tuple(client.pods))
 
-        reconciler = Reconciler(cast(ApiClient, client), observe, wake=woken.append)
+        reconciler = Reconciler(
+            cast(ApiClient, client),
+            observe,
+            wake=woken.append,
+            queue_service_create=creates.append,
+        )
         await reconciler(KEY)
-        # The Pods are created while the Service create is still waiting on the apiserver.
+        # The Pods are created; the Service create waits in its own queue.
         assert len([w for w in client.writes if w.startswith("create pod")]) == 2
         assert not any(w.startswith("apply service") for w in client.writes)
+        assert creates == [KEY]
+        await reconciler(KEY)  # the create is still queued: not queued again, not done here
+        assert creates == [KEY]
         assert woken == []
-        client.release.set()
-        for _ in range(200):  # the create ends in its thread; the done callback wakes
-            if woken:
-                break
-            await asyncio.sleep(0.01)
+        await reconciler.create_service(creates.pop())
         assert woken == [KEY]
-        await reconciler(KEY)  # the woken reconcile collects the result
+        await reconciler(KEY)  # the woken reconcile tells what the create did
         await asyncio.gather(*reconciler._event_tasks)
 
     asyncio.run(asyncio.wait_for(scenario(), timeout=20))
@@ -93,3 +95,37 @@ def test_pods_do_not_wait_for_the_service_and_one_event_tells_it_all() -> None:
     assert reason == "Reconciled"
     assert "Created Service web" in message
     assert message.count("web-") >= 2  # both Pods named in the same event
+
+
+def test_without_a_queue_for_creates_the_service_is_created_in_line() -> None:
+    client = ScriptedClient()
+
+    async def scenario() -> None:
+        reconciler = Reconciler(
+            cast(ApiClient, client), lambda key: Observed(app=APP, pods=tuple(client.pods))
+        )
+        await reconciler(KEY)
+        await asyncio.gather(*reconciler._event_tasks)
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=20))
+    assert client.writes.count("apply service web") == 1
+
+
+def test_a_create_queued_for_an_app_since_deleted_does_nothing() -> None:
+    client = ScriptedClient()
+    creates: list[AppKey] = []
+    current: dict[str, Any] = {"app": APP}
+
+    async def scenario() -> None:
+        reconciler = Reconciler(
+            cast(ApiClient, client),
+            lambda key: Observed(app=current["app"], pods=tuple(client.pods)),
+            wake=lambda key: None,
+            queue_service_create=creates.append,
+        )
+        await reconciler(KEY)
+        current["app"] = None
+        await reconciler.create_service(creates.pop())
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=20))
+    assert not any(w.startswith("apply service") for w in client.writes)

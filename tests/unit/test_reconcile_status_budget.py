@@ -12,7 +12,7 @@ import time
 from typing import Any, cast
 
 import pytest
-from test_reconcile_service_create import APP, SlowServiceClient
+from test_reconcile_service_create import APP, ScriptedClient
 
 from exposedapp import reconcile
 from exposedapp.apply import ApiClient
@@ -27,8 +27,8 @@ def _app(name: str) -> dict[str, Any]:
 
 def _progress_written(apps: int) -> tuple[bool, float | None]:
     """Create `apps` apps, then look at the first one again 1.5 s after it was first seen."""
-    client = SlowServiceClient()
-    client.release.set()
+    client = ScriptedClient()
+    creates: list[AppKey] = []
     names = [f"app{i}" for i in range(apps)]
 
     def observe(key: AppKey) -> Observed:
@@ -36,12 +36,17 @@ def _progress_written(apps: int) -> tuple[bool, float | None]:
         return Observed(app=_app(key[1]), pods=pods)
 
     async def scenario() -> tuple[bool, float | None]:
-        reconciler = Reconciler(cast(ApiClient, client), observe, wake=lambda key: None)
+        reconciler = Reconciler(
+            cast(ApiClient, client),
+            observe,
+            wake=lambda key: None,
+            queue_service_create=creates.append,
+        )
         for name in names:
             await reconciler(("shop", name))  # creates its Pods: not Ready, so Progressing
         assert len(reconciler.progressing) == apps
         first = reconciler.memory[("shop", names[0])]
-        await asyncio.gather(*(t for t in [first.service_creating] if t is not None))
+        await reconciler.create_service(("shop", names[0]))
         await reconciler(("shop", names[0]))  # collects the Service: acted, so no status yet
         first.status_written_at = time.monotonic() - 1.5  # past the 1 s per-app minimum
         writes_before = client.writes.count("patch status")
