@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pykube
 import requests
@@ -32,6 +32,7 @@ from .status import Problem
 __all__ = [
     "ApiClient",
     "ApplyResult",
+    "KubeApi",
     "TokenFile",
     "TransientError",
     "check_service_owner",
@@ -156,8 +157,28 @@ def token_file_of(config: pykube.KubeConfig) -> Path | None:
     return None
 
 
+class KubeApi(Protocol):
+    """The API requests a reconcile makes (ApiClient's; a test's scripted fake has the
+    same shape). Each is synchronous, run in a worker thread, and answers an Answer
+    (status code, reason, message, body) instead of raising."""
+
+    def get(self, kind: str, namespace: str, name: str) -> Answer: ...
+    def create_pod(self, body: Mapping[str, Any]) -> Answer: ...
+    def delete(self, kind: str, namespace: str, name: str, uid: str | None) -> Answer: ...
+    def apply_service(self, body: Mapping[str, Any]) -> Answer: ...
+    def replace_service(self, body: Mapping[str, Any]) -> Answer: ...
+    def patch_status(self, app: AppRef, patch: Mapping[str, Any]) -> Answer: ...
+    def post_event(
+        self, app: AppRef, kind: str, reason: str, message: str, name: str | None = None
+    ) -> Answer: ...
+    def get_event(self, namespace: str, name: str) -> Answer: ...
+    def patch_event_series(
+        self, namespace: str, name: str, count: int, observed: datetime.datetime
+    ) -> Answer: ...
+
+
 class ApiClient:
-    """A thin, synchronous pykube-ng wrapper; called from worker threads."""
+    """A thin, synchronous pykube-ng wrapper; called from worker threads. A KubeApi."""
 
     def __init__(self, http: pykube.HTTPClient) -> None:
         self.http = http
@@ -427,7 +448,7 @@ def _controller_name(obj: Mapping[str, Any]) -> str:
 
 
 def check_service_owner(
-    client: ApiClient, app: AppRef, name: str
+    client: KubeApi, app: AppRef, name: str
 ) -> tuple[Mapping[str, Any] | None, ServiceConflict | None]:
     """When our cache has no Service of ours: is there one, and whose is it?"""
     answer = client.get("services", app.namespace, name)
@@ -452,7 +473,7 @@ def _landed(answer: Answer, result: ApplyResult, what: str) -> bool:
     return False
 
 
-async def _create_pod(client: ApiClient, action: Action, app: AppRef, result: ApplyResult) -> bool:
+async def _create_pod(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> bool:
     assert action.body is not None
     answer = await asyncio.to_thread(client.create_pod, action.body)
     if answer.code == 409 and answer.reason == "AlreadyExists":
@@ -469,7 +490,7 @@ async def _create_pod(client: ApiClient, action: Action, app: AppRef, result: Ap
     return True
 
 
-async def _delete_pod(client: ApiClient, action: Action, app: AppRef, result: ApplyResult) -> bool:
+async def _delete_pod(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> bool:
     answer = await asyncio.to_thread(client.delete, "pods", app.namespace, action.name, action.uid)
     if answer.code in (404, 409):  # already gone, or a successor with that name
         return False
@@ -479,9 +500,7 @@ async def _delete_pod(client: ApiClient, action: Action, app: AppRef, result: Ap
     return True
 
 
-async def _write_service(
-    client: ApiClient, action: Action, app: AppRef, result: ApplyResult
-) -> bool:
+async def _write_service(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> bool:
     assert action.body is not None
     if action.kind == "recreate_service":
         gone = await asyncio.to_thread(
@@ -510,7 +529,7 @@ _WRITERS = {
 }
 
 
-async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResult) -> None:
+async def _run(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> None:
     if not await _WRITERS[action.kind](client, action, app, result):
         return
     result.done.append(action)
@@ -521,7 +540,7 @@ async def _run(client: ApiClient, action: Action, app: AppRef, result: ApplyResu
     )
 
 
-async def execute(client: ApiClient, app: AppRef, plan: Plan, parallel: int = 16) -> ApplyResult:
+async def execute(client: KubeApi, app: AppRef, plan: Plan, parallel: int = 16) -> ApplyResult:
     """Carry out every action, in parallel within two phases: Pod deletes, then the rest.
 
     A plan may create Pods in the room that its own deletes make (a rolling update replaces

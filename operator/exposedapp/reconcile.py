@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .apply import (
-    ApiClient,
     ApplyResult,
+    KubeApi,
     TransientError,
     check_service_owner,
     controlled_by,
@@ -152,8 +152,9 @@ class _Memory:
     # the watch delivers our write, the index still shows that older version.
     service_written: Mapping[str, Any] | None = None
     service_seen_before: str | None = None
-    # When status was last written (or the app first seen): progress writes are coalesced.
-    status_written_at: float = field(default_factory=time.monotonic)
+    # When status was last written (or the app first seen), by the reconciler's monotonic
+    # clock: progress writes are coalesced.
+    status_written_at: float = 0.0
     status_retry: float | None = None
     # A new Service queued for creation (see Reconciler.create_service), and what
     # reconciles did meanwhile: reported in one event once the Service is there.
@@ -191,19 +192,23 @@ def _utcnow() -> datetime.datetime:
 class Reconciler:
     def __init__(
         self,
-        client: ApiClient,
+        client: KubeApi,
         observe: Callable[[AppKey], Observed],
         *,
         clock: Callable[[], datetime.datetime] = _utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
         wake: Callable[[AppKey], None] | None = None,
         queue_service_create: Callable[[AppKey], None] | None = None,
     ) -> None:
-        """``wake`` queues an app's reconcile again (once its new Service is created);
+        """``clock`` is the wall clock (status times, event times); ``monotonic`` (seconds)
+        times what the reconciler waits for: expectations, status debounce.
+        ``wake`` queues an app's reconcile again (once its new Service is created);
         ``queue_service_create`` queues ``create_service`` for an app on a queue of its
         own. Without it a new Service is created in line, by the app's reconcile."""
         self.client = client
         self.observe = observe
         self.clock = clock
+        self.monotonic = monotonic
         self.wake = wake
         self.queue_service_create = queue_service_create
         self.memory: dict[AppKey, _Memory] = {}
@@ -242,12 +247,12 @@ class Reconciler:
         if not memory.expectations.satisfied(
             {p.name for p in snap.pods},
             {p.name for p in snap.pods if not p.deleting},
-            time.monotonic(),
+            self.monotonic(),
         ):
             # Our own writes have not all come back through the watch yet; their events
             # will run this again. Acting now could double a create or a delete.
             logger.debug("Deferred %s/%s: waiting for our own writes to be observed", *key)
-            wait = max(0.1, memory.expectations.deadline - time.monotonic())
+            wait = max(0.1, memory.expectations.deadline - self.monotonic())
             return Outcome(requeue_after=wait), "deferred"
         service, conflict = await self._service(snap, desired)
         the_plan = self._plan(snap, desired, service, conflict)
@@ -318,7 +323,9 @@ class Reconciler:
             # A new app, or one deleted and created again under the same name before a
             # reconcile saw the gap: nothing of its predecessor's applies to it.
             self._forget(key)
-            memory = self.memory[key] = _Memory(uid=metadata["uid"])
+            memory = self.memory[key] = _Memory(
+                uid=metadata["uid"], status_written_at=self.monotonic()
+            )
         ref = AppRef(key[0], key[1], metadata["uid"])
         services = [
             s
@@ -505,7 +512,7 @@ class Reconciler:
         if result.created_pods or result.deleted_pods:
             memory.expectations.creates |= set(result.created_pods)
             memory.expectations.deletes |= set(result.deleted_pods)
-            memory.expectations.deadline = time.monotonic() + EXPECTATION_TIMEOUT
+            memory.expectations.deadline = self.monotonic() + EXPECTATION_TIMEOUT
         memory.foreign_names |= set(result.foreign_names) | set(result.hidden_names)
 
     def _outcome(self, the_plan: Plan, problems: list[Problem], memory: _Memory) -> Outcome:
@@ -558,7 +565,7 @@ class Reconciler:
             current,
             wanted,
             acted=acted,
-            seconds_since_write=time.monotonic() - memory.status_written_at,
+            seconds_since_write=self.monotonic() - memory.status_written_at,
             debounce=progress_interval(
                 len(self.progressing),
                 minimum=STATUS_DEBOUNCE,
@@ -596,7 +603,7 @@ class Reconciler:
                 return False  # deleted meanwhile
             if answer.ok:
                 memory.status_refused = None
-                memory.status_written_at = time.monotonic()
+                memory.status_written_at = self.monotonic()
                 return True
             if is_transient(answer):
                 raise TransientError(f"writing status: {answer.code} {answer.message}")
@@ -619,7 +626,7 @@ class Reconciler:
         )
         if not answer.ok and answer.code != 404:
             raise TransientError(f"writing the minimal status: {answer.code} {answer.message}")
-        memory.status_written_at = time.monotonic()
+        memory.status_written_at = self.monotonic()
         return answer.ok
 
     async def _tell_problems(self, ref: AppRef, problems: list[Problem], memory: _Memory) -> None:

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .apply import ApiClient
+from .apply import KubeApi
 from .desired import AppRef
 
 __all__ = ["SERIES_FLUSH", "SERIES_WINDOW", "EventRecorder", "event_name"]
@@ -54,7 +54,7 @@ class EventRecorder:
 
     def __init__(
         self,
-        client: ApiClient,
+        client: KubeApi,
         clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
         parallel: int = 4,
     ) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from exposedapp.apply import Answer, ApiClient, TransientError, execute
+from exposedapp.apply import Answer, TransientError, execute
 from exposedapp.desired import AppRef
 from exposedapp.labels import APP_LABEL
 from exposedapp.plan import Action, Plan
@@ -71,7 +71,7 @@ def delete(name: str) -> Action:
 
 def run_plan(client: ScriptedClient, *names: str, deleting: tuple[str, ...] = ()) -> Any:
     plan = Plan(actions=tuple(create(n) for n in names) + tuple(delete(n) for n in deleting))
-    return asyncio.run(execute(cast(ApiClient, client), APP, plan))
+    return asyncio.run(execute(client, APP, plan))
 
 
 def test_creates_that_landed_are_reported_with_the_error_of_a_throttled_sibling() -> None:

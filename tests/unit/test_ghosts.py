@@ -13,7 +13,6 @@ from typing import Any, cast
 import pytest
 
 from exposedapp import handlers
-from exposedapp.apply import ApiClient
 from exposedapp.workqueue import WorkQueue
 
 AppKey = tuple[str, str]
@@ -59,7 +58,7 @@ def indexes(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[AppKey, list[Any]
 
 
 def sweep(listing: Listing, queue: Recorder) -> int:
-    client = cast(ApiClient, listing)
+    client = listing
     return asyncio.run(handlers.sweep_ghosts(client, cast(WorkQueue[AppKey], queue)))
 
 

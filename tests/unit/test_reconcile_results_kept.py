@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from test_reconcile_service_create import APP, KEY, ScriptedClient
 
-from exposedapp.apply import Answer, ApiClient
+from exposedapp.apply import Answer
 from exposedapp.reconcile import AppKey, Observed, Reconciler
 
 
@@ -35,7 +35,7 @@ def test_a_collected_service_create_is_told_even_if_that_reconcile_fails() -> No
 
     async def scenario() -> None:
         reconciler = Reconciler(
-            cast(ApiClient, client),
+            client,
             lambda key: Observed(app=app, pods=tuple(client.pods)),
             wake=woken.append,
             queue_service_create=creates.append,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
-from exposedapp.apply import Answer, ApiClient
+from exposedapp.apply import Answer
 from exposedapp.reconcile import AppKey, Observed, Reconciler
 
 KEY: AppKey = ("shop", "web")
@@ -57,9 +57,7 @@ def test_a_successor_under_the_same_name_creates_its_pods_at_once() -> None:
 
     async def scenario() -> None:
         # The watch never shows the Pods: the first app's creates stay "expected".
-        reconciler = Reconciler(
-            cast(ApiClient, client), lambda key: Observed(app=current["app"]), wake=None
-        )
+        reconciler = Reconciler(client, lambda key: Observed(app=current["app"]), wake=None)
         await reconciler(KEY)
         current["app"] = app("uid-2")  # deleted and created again, unseen in between
         await reconciler(KEY)

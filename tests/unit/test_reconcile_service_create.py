@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
-from exposedapp.apply import Answer, ApiClient
+from exposedapp.apply import Answer
 from exposedapp.reconcile import AppKey, Observed, Reconciler
 
 KEY: AppKey = ("shop", "web")
@@ -70,7 +70,7 @@ def test_pods_do_not_wait_for_the_service_and_one_event_tells_it_all() -> None:
             return Observed(app=APP, pods=tuple(client.pods))
 
         reconciler = Reconciler(
-            cast(ApiClient, client),
+            client,
             observe,
             wake=woken.append,
             queue_service_create=creates.append,
@@ -101,9 +101,7 @@ def test_without_a_queue_for_creates_the_service_is_created_in_line() -> None:
     client = ScriptedClient()
 
     async def scenario() -> None:
-        reconciler = Reconciler(
-            cast(ApiClient, client), lambda key: Observed(app=APP, pods=tuple(client.pods))
-        )
+        reconciler = Reconciler(client, lambda key: Observed(app=APP, pods=tuple(client.pods)))
         await reconciler(KEY)
         await asyncio.gather(*reconciler._event_tasks)
 
@@ -118,7 +116,7 @@ def test_a_create_queued_for_an_app_since_deleted_does_nothing() -> None:
 
     async def scenario() -> None:
         reconciler = Reconciler(
-            cast(ApiClient, client),
+            client,
             lambda key: Observed(app=current["app"], pods=tuple(client.pods)),
             wake=lambda key: None,
             queue_service_create=creates.append,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
-from exposedapp.apply import Answer, ApiClient
+from exposedapp.apply import Answer
 from exposedapp.reconcile import AppKey, Observed, Reconciler
 
 KEY: AppKey = ("shop", "web")
@@ -68,9 +68,7 @@ def test_a_refused_status_becomes_a_minimal_one_once() -> None:
     client = RefusingStatusClient()
 
     async def scenario() -> None:
-        reconciler = Reconciler(
-            cast(ApiClient, client), lambda key: Observed(app=app(client.status)), wake=None
-        )
+        reconciler = Reconciler(client, lambda key: Observed(app=app(client.status)), wake=None)
         for _ in range(3):  # the second and third reconciles find nothing to write
             await reconciler(KEY)
         await asyncio.gather(*reconciler._event_tasks)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
-from exposedapp.apply import Answer, ApiClient
+from exposedapp.apply import Answer
 from exposedapp.desired import AppRef
 from exposedapp.recorder import EventRecorder, event_name
 
@@ -74,7 +74,7 @@ def counted(events: Mapping[str, Any]) -> int:
 
 def test_repeats_count_on_one_event_with_bounded_writes() -> None:
     api, clock = FakeEvents(), Clock()
-    recorder = EventRecorder(cast(ApiClient, api), clock)
+    recorder = EventRecorder(api, clock)
     run(recorder, times=41, clock=clock, every=15)  # a retry every 15 s for 10 minutes
     name = event_name(APP, "Warning", "QuotaExceeded", "exceeded quota")
     assert list(api.events) == [name]
@@ -84,15 +84,15 @@ def test_repeats_count_on_one_event_with_bounded_writes() -> None:
 
 def test_a_restarted_operator_counts_on_the_event_it_posted_before() -> None:
     api, clock = FakeEvents(), Clock()
-    run(EventRecorder(cast(ApiClient, api), clock), times=1, clock=clock, every=1)
-    run(EventRecorder(cast(ApiClient, api), clock), times=1, clock=clock, every=1)  # a restart
+    run(EventRecorder(api, clock), times=1, clock=clock, every=1)
+    run(EventRecorder(api, clock), times=1, clock=clock, every=1)  # a restart
     assert len(api.events) == 1
     assert counted(api.events) == 2
 
 
 def test_an_app_created_again_under_the_same_name_gets_its_own_event() -> None:
     api, clock = FakeEvents(), Clock()
-    recorder = EventRecorder(cast(ApiClient, api), clock)
+    recorder = EventRecorder(api, clock)
     asyncio.run(recorder.record(APP, "Warning", "Invalid", "refused"))
     recorder.forget(APP.uid)
     successor = AppRef(APP.namespace, APP.name, "uid-2")
@@ -102,7 +102,7 @@ def test_an_app_created_again_under_the_same_name_gets_its_own_event() -> None:
 
 def test_a_new_message_is_a_new_event_and_a_deleted_event_is_posted_again() -> None:
     api, clock = FakeEvents(), Clock()
-    recorder = EventRecorder(cast(ApiClient, api), clock)
+    recorder = EventRecorder(api, clock)
 
     async def scenario() -> None:
         await recorder.record(APP, "Warning", "QuotaExceeded", "exceeded quota: cpu")

@@ -158,3 +158,39 @@ def test_many_keys_all_run_exactly_once(workers: int) -> None:
 
     run(scenario)
     assert sorted(seen) == list(range(100))
+
+
+def test_a_failing_key_is_due_again_after_each_backoff_by_the_queue_clock() -> None:
+    """The backoff is scheduled on the queue's own clock (here a fake one): each failure
+    doubles the wait up to the maximum, a success resets it, and a requeue_after is kept."""
+    now = [100.0]
+    failing = [True]
+
+    async def reconcile(key: str) -> Outcome:
+        if failing[0]:
+            raise RuntimeError("conflict")
+        return Outcome(requeue_after=7.0)
+
+    async def scenario() -> None:
+        queue: WorkQueue[str] = WorkQueue(
+            reconcile, backoff=Backoff(initial=1, maximum=4), clock=lambda: now[0]
+        )
+        queue.enqueue("a")
+        waits = []
+        for _ in range(4):
+            key, _ = queue._pop_due()
+            assert key == "a"
+            await queue._run(key)
+            pending, wait = queue._pop_due()
+            assert pending is None
+            waits.append(wait)
+            now[0] += wait or 0
+        assert waits == [1.0, 2.0, 4.0, 4.0]
+        failing[0] = False
+        key, _ = queue._pop_due()
+        assert key == "a"
+        await queue._run(key)
+        assert queue._pop_due() == (None, 7.0)
+        assert queue._failures == {}
+
+    run(scenario)
