@@ -147,8 +147,8 @@ def _pod_template(app: AppRef, spec: ExposedAppSpec) -> tuple[str, dict[str, Any
         "enableServiceLinks": False,
         "restartPolicy": "Always",
     }
-    if spec.volumes:
-        pod_spec["volumes"] = to_plain(spec.volumes)
+    # What the spec passes on as written; never what the operator sets itself.
+    pod_spec.update({k: v for k, v in to_plain(spec.pod_fields).items() if k not in pod_spec})
     # The hash covers everything a Pod is built from, except the app's identity.
     template_hash = _template_hash(
         {"spec": pod_spec, "labels": user_labels, "annotations": user_annotations}

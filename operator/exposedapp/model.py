@@ -18,9 +18,9 @@ Unknown fields are refused, as `kubectl apply` does by default (strict field val
 the apiserver prunes them when a client asks for no validation, so the operator never
 sees them.
 
-The dict-shaped parts that are passed to Pods verbatim (probes, resources, env valueFrom,
-volume sources) are kept as FrozenMap values in the API's camelCase; to_plain() or the
-to_k8s() methods give plain dicts back.
+What the operator reads is typed (names, images, ports, the Service, the update
+strategy); every other field the schema declares passes to the Pod as written, kept as
+FrozenMap values in the API's camelCase (``pod_fields``); to_plain() gives plain dicts back.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from typing import Any, Literal, Protocol, TypeAlias, TypeVar, cast, runtime_che
 from exposedapp import crd
 
 __all__ = [
+    "INTERPRETED_CONTAINER_FIELDS",
+    "INTERPRETED_SPEC_FIELDS",
     "Container",
-    "EnvVar",
     "ExposedAppSpec",
     "Frozen",
     "FrozenMap",
@@ -49,8 +50,6 @@ __all__ = [
     "TrafficPolicy",
     "UpdateStrategy",
     "UpdateStrategyType",
-    "Volume",
-    "VolumeMount",
     "check_status",
     "exposed_ports",
     "freeze",
@@ -154,82 +153,24 @@ class Port:
 
 
 @dataclass(frozen=True)
-class EnvVar:
-    name: str
-    value: str | None
-    value_from: FrozenMap[Frozen] | None
-
-    def to_k8s(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name}
-        if self.value is not None:
-            out["value"] = self.value
-        if self.value_from is not None:
-            out["valueFrom"] = to_plain(self.value_from)
-        return out
-
-
-@dataclass(frozen=True)
-class VolumeMount:
-    name: str
-    mount_path: str
-    read_only: bool
-    sub_path: str | None
-
-    def to_k8s(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "mountPath": self.mount_path}
-        if self.read_only:
-            out["readOnly"] = True
-        if self.sub_path:
-            out["subPath"] = self.sub_path
-        return out
-
-
-@dataclass(frozen=True)
 class Container:
+    """One container. What the operator reads is typed (name, image, ports); every other
+    field the API declares for a container goes to the Pod's container as written
+    (``pod_fields``, camelCase, validated and defaulted by the schema walk): declaring a
+    field in crd.py is the whole change for a field the operator only passes on."""
+
     name: str
     image: str
-    command: tuple[str, ...]
-    args: tuple[str, ...]
-    env: tuple[EnvVar, ...]
-    resources: FrozenMap[Frozen]  # {"requests": {...}, "limits": {...}}; empty if unset
-    readiness_probe: FrozenMap[Frozen] | None
-    liveness_probe: FrozenMap[Frozen] | None
-    volume_mounts: tuple[VolumeMount, ...]
     ports: tuple[Port, ...]
+    pod_fields: FrozenMap[Frozen]  # e.g. {"env": (...), "readinessProbe": {...}}
 
     def to_k8s(self) -> dict[str, Any]:
-        """The Pod's container, without what the operator adds (e.g. securityContext).
-
-        Empty fields are left out, so the dict (and a template hash of it) is stable.
-        """
+        """The Pod's container, without what the operator adds (e.g. securityContext)."""
         out: dict[str, Any] = {"name": self.name, "image": self.image}
-        if self.command:
-            out["command"] = list(self.command)
-        if self.args:
-            out["args"] = list(self.args)
-        if self.env:
-            out["env"] = [e.to_k8s() for e in self.env]
-        if self.resources:
-            out["resources"] = to_plain(self.resources)
-        if self.readiness_probe is not None:
-            out["readinessProbe"] = to_plain(self.readiness_probe)
-        if self.liveness_probe is not None:
-            out["livenessProbe"] = to_plain(self.liveness_probe)
-        if self.volume_mounts:
-            out["volumeMounts"] = [m.to_k8s() for m in self.volume_mounts]
+        out.update(to_plain(self.pod_fields))
         if self.ports:
             out["ports"] = [p.to_k8s() for p in self.ports]
         return out
-
-
-@dataclass(frozen=True)
-class Volume:
-    name: str
-    source: str  # one of crd.VOLUME_SOURCES, e.g. "configMap"
-    config: FrozenMap[Frozen]  # the source's fields, camelCase
-
-    def to_k8s(self) -> dict[str, Any]:
-        return {"name": self.name, self.source: to_plain(self.config)}
 
 
 @dataclass(frozen=True)
@@ -257,9 +198,12 @@ class UpdateStrategy:
 
 @dataclass(frozen=True)
 class ExposedAppSpec:
+    """A whole spec. As for containers, the spec's fields the operator does not read go
+    to the Pod's spec as written (``pod_fields``: volumes, ...)."""
+
     replicas: int
     containers: tuple[Container, ...]
-    volumes: tuple[Volume, ...]
+    pod_fields: FrozenMap[Frozen]
     pod_labels: FrozenMap[str]
     pod_annotations: FrozenMap[str]
     service: ServiceSpec
@@ -317,12 +261,38 @@ def _is_object(value: Mapping[str, Any]) -> bool:
     return any(k in value for k in ("apiVersion", "kind", "metadata", "spec"))
 
 
+# The fields the operator reads; every other declared field goes to the Pod as written.
+INTERPRETED_SPEC_FIELDS = frozenset(
+    {
+        "replicas",
+        "containers",
+        "podLabels",
+        "podAnnotations",
+        "service",
+        "updateStrategy",
+        "minReadySeconds",
+    }
+)
+INTERPRETED_CONTAINER_FIELDS = frozenset({"name", "image", "ports"})
+
+
+def _pod_fields(value: Mapping[str, Any], interpreted: frozenset[str]) -> FrozenMap[Frozen]:
+    """The fields of ``value`` passed on as written. An empty list or object is left out:
+    to Kubernetes it is the same as absent, and leaving it out keeps the template hash
+    the same either way."""
+    return FrozenMap(
+        (key, freeze(item))
+        for key, item in value.items()
+        if key not in interpreted and item not in ([], {})
+    )
+
+
 def _build(spec: Mapping[str, Any]) -> ExposedAppSpec:
     service = spec["service"]
     return ExposedAppSpec(
         replicas=spec["replicas"],
         containers=tuple(_container(c) for c in spec["containers"]),
-        volumes=tuple(_volume(v) for v in spec.get("volumes", ())),
+        pod_fields=_pod_fields(spec, INTERPRETED_SPEC_FIELDS),
         pod_labels=FrozenMap(spec.get("podLabels", {})),
         pod_annotations=FrozenMap(spec.get("podAnnotations", {})),
         service=ServiceSpec(
@@ -347,27 +317,10 @@ def _update_strategy(strategy: Mapping[str, Any]) -> UpdateStrategy:
     return UpdateStrategy("RollingUpdate", rolling["maxSurge"], rolling["maxUnavailable"])
 
 
-def _frozen_map(value: Mapping[str, Any] | None) -> FrozenMap[Frozen] | None:
-    return None if value is None else cast(FrozenMap[Frozen], freeze(value))
-
-
 def _container(c: Mapping[str, Any]) -> Container:
     return Container(
         name=c["name"],
         image=c["image"],
-        command=tuple(c.get("command", ())),
-        args=tuple(c.get("args", ())),
-        env=tuple(
-            EnvVar(e["name"], e.get("value"), _frozen_map(e.get("valueFrom")))
-            for e in c.get("env", ())
-        ),
-        resources=_frozen_map(c.get("resources")) or FrozenMap(),
-        readiness_probe=_frozen_map(c.get("readinessProbe")),
-        liveness_probe=_frozen_map(c.get("livenessProbe")),
-        volume_mounts=tuple(
-            VolumeMount(m["name"], m["mountPath"], m.get("readOnly", False), m.get("subPath"))
-            for m in c.get("volumeMounts", ())
-        ),
         ports=tuple(
             Port(
                 name=p["name"],
@@ -379,12 +332,8 @@ def _container(c: Mapping[str, Any]) -> Container:
             )
             for p in c.get("ports", ())
         ),
+        pod_fields=_pod_fields(c, INTERPRETED_CONTAINER_FIELDS),
     )
-
-
-def _volume(v: Mapping[str, Any]) -> Volume:
-    (source,) = (s for s in crd.VOLUME_SOURCES if s in v)
-    return Volume(v["name"], source, _frozen_map(v[source]) or FrozenMap())
 
 
 def _service_port(port: Mapping[str, Any]) -> int:

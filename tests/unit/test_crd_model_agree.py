@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client as k8s
 
 from exposedapp import crd, model
+from exposedapp.desired import AppRef, build_desired
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "exposedapp.dev_exposedapps.yaml"
@@ -75,16 +77,23 @@ def test_the_crd_names_the_api() -> None:
 
 
 # Each dataclass, the schema node it is parsed from, and where they differ by design:
-# (fields only the model has, properties only the schema has).
+# (fields only the model has, properties only the schema has). A schema property that is
+# not a field of its dataclass is passed to the Pod as written (``pod_fields``).
 SHAPES = {
-    "ExposedAppSpec": (model.ExposedAppSpec, "spec", set(), set()),
-    "Container": (model.Container, "spec.containers[]", set(), set()),
+    "ExposedAppSpec": (
+        model.ExposedAppSpec,
+        "spec",
+        {"podFields"},
+        set(_schema_at("spec")["properties"]) - model.INTERPRETED_SPEC_FIELDS,
+    ),
+    "Container": (
+        model.Container,
+        "spec.containers[]",
+        {"podFields"},
+        set(_schema_at("spec.containers[]")["properties"]) - model.INTERPRETED_CONTAINER_FIELDS,
+    ),
     "Port": (model.Port, "spec.containers[].ports[]", set(), set()),
-    "EnvVar": (model.EnvVar, "spec.containers[].env[]", set(), set()),
-    "VolumeMount": (model.VolumeMount, "spec.containers[].volumeMounts[]", set(), set()),
     "ServiceSpec": (model.ServiceSpec, "spec.service", set(), set()),
-    # A volume's one source is kept as (source, config), not one field per kind of source.
-    "Volume": (model.Volume, "spec.volumes[]", {"source", "config"}, set(crd.VOLUME_SOURCES)),
     # rollingUpdate's two fields are flattened; Recreate has fixed values for them.
     "UpdateStrategy": (
         model.UpdateStrategy,
@@ -107,6 +116,39 @@ def test_dataclass_fields_are_the_schema_properties(
     if cls is model.UpdateStrategy:
         rolling = set(_schema_at(path)["properties"]["rollingUpdate"]["properties"])
         assert rolling == model_only
+
+
+def _kubernetes_fields(cls: type[Any]) -> set[str]:
+    """The camelCase fields of a Kubernetes API type, from the official client's models."""
+    return set(cls.attribute_map.values())
+
+
+@pytest.mark.parametrize(
+    ("path", "interpreted", "kubernetes_type"),
+    [
+        ("spec", model.INTERPRETED_SPEC_FIELDS, k8s.V1PodSpec),
+        ("spec.containers[]", model.INTERPRETED_CONTAINER_FIELDS, k8s.V1Container),
+    ],
+)
+def test_what_passes_to_the_pod_as_written_is_a_kubernetes_field_of_the_same_name(
+    path: str, interpreted: frozenset[str], kubernetes_type: type[Any]
+) -> None:
+    passed_on = set(_schema_at(path)["properties"]) - interpreted
+    assert passed_on <= _kubernetes_fields(kubernetes_type)
+
+
+def test_nothing_passed_on_can_replace_what_the_operator_sets_on_the_pod() -> None:
+    spec = model.parse_spec(
+        {"containers": [{"name": "a", "image": "i", "ports": [{"name": "h", "containerPort": 1}]}]}
+    )
+    ours = build_desired(AppRef("ns", "x", "uid"), spec).pod_template["spec"]
+    container = ours["containers"][0]
+    spec_fields = set(_schema_at("spec")["properties"]) - model.INTERPRETED_SPEC_FIELDS
+    container_fields = (
+        set(_schema_at("spec.containers[]")["properties"]) - model.INTERPRETED_CONTAINER_FIELDS
+    )
+    assert not spec_fields & set(ours)
+    assert not container_fields & (set(container) - {"name", "image", "ports"})
 
 
 @pytest.mark.parametrize(

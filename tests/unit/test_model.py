@@ -12,15 +12,12 @@ from exposedapp import crd
 from exposedapp.model import (
     _TWINS,
     Container,
-    EnvVar,
     ExposedAppSpec,
     FrozenMap,
     Port,
     ServiceSpec,
     SpecError,
     UpdateStrategy,
-    Volume,
-    VolumeMount,
     exposed_ports,
     freeze,
     parse_spec,
@@ -42,17 +39,11 @@ def test_minimal_spec_gets_every_default() -> None:
             Container(
                 name="web",
                 image="nginx:1.27",
-                command=(),
-                args=(),
-                env=(),
-                resources=FrozenMap(),
-                readiness_probe=None,
-                liveness_probe=None,
-                volume_mounts=(),
                 ports=(Port("http", 8080, "TCP", service_port=8080, node_port=None, expose=True),),
+                pod_fields=FrozenMap(),
             ),
         ),
-        volumes=(),
+        pod_fields=FrozenMap(),
         pod_labels=FrozenMap(),
         pod_annotations=FrozenMap(),
         service=ServiceSpec(
@@ -143,13 +134,24 @@ def test_a_full_spec_keeps_every_field() -> None:
         Port("dns", 8053, "UDP", 8053, None, True),
         Port("grpc", 9000, "TCP", 9000, None, False),
     )
-    assert c.env == (
-        EnvVar("MODE", "prod", None),
-        EnvVar("POD", None, FrozenMap({"fieldRef": FrozenMap({"fieldPath": "metadata.name"})})),
+    assert c.pod_fields == freeze(
+        {
+            "command": ["/shop"],
+            "args": ["--port=8080"],
+            "env": [
+                {"name": "MODE", "value": "prod"},
+                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            ],
+            "resources": {"requests": {"cpu": "100m", "memory": 64}},
+            "readinessProbe": {"httpGet": {"port": "http", "path": "/ready"}, "periodSeconds": 5},
+            "livenessProbe": {"grpc": {"port": 9000}},
+            "volumeMounts": [
+                {"name": "cfg", "mountPath": "/etc/shop", "readOnly": True, "subPath": "shop"}
+            ],
+        }
     )
-    assert c.volume_mounts == (VolumeMount("cfg", "/etc/shop", True, "shop"),)
-    assert spec.volumes == (
-        Volume("cfg", "configMap", freeze({"name": "shop", "defaultMode": 292})),
+    assert spec.pod_fields == freeze(
+        {"volumes": [{"name": "cfg", "configMap": {"name": "shop", "defaultMode": 292}}]}
     )
     assert spec.replicas == 0
     assert spec.min_ready_seconds == 10
@@ -179,10 +181,21 @@ def test_a_full_spec_keeps_every_field() -> None:
             {"name": "grpc", "containerPort": 9000, "protocol": "TCP"},
         ],
     }
-    assert to_plain(spec.volumes) == [
-        {"name": "cfg", "configMap": {"name": "shop", "defaultMode": 292}}
-    ]
+    assert to_plain(spec.pod_fields) == {
+        "volumes": [{"name": "cfg", "configMap": {"name": "shop", "defaultMode": 292}}]
+    }
     assert exposed_ports(spec) == (("app", c.ports[0]), ("app", c.ports[1]))
+
+
+def test_empty_lists_and_objects_pass_on_as_absent() -> None:
+    spec = parse_spec(
+        {
+            **MINIMAL,
+            "volumes": [],
+            "containers": [{**MINIMAL["containers"][0], "env": [], "resources": {}}],
+        }
+    )
+    assert spec == parse_spec(MINIMAL)
 
 
 def test_recreate_means_no_surge_and_all_unavailable() -> None:
