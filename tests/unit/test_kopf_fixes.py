@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 import pytest
 from kopf._cogs.aiokits import aiotoggles
-from kopf._cogs.clients import errors, fetching
+from kopf._cogs.clients import errors, fetching, watching
 
 from exposedapp import kopf_fixes
 from exposedapp.handlers import _trim_pod, apps_index, pods_index, services_index, slices_index
@@ -300,3 +300,17 @@ def test_pauses_and_resumes_follow_kopfs_paused_set(monkeypatch: pytest.MonkeyPa
 
     asyncio.run(asyncio.wait_for(scenario(), timeout=10))
     assert seen == ["pause", "resume", "pause"]
+
+
+def test_after_the_tests_above_kopf_is_as_shipped() -> None:
+    """The tests above apply the fixes; the unit tests' fixture (conftest.py) puts kopf
+    back after each, so this one (run after them, in file order) sees kopf's own code."""
+    patched = [
+        aiotoggles.ToggleSet.make_toggle,
+        aiotoggles.ToggleSet.drop_toggle,
+        aiotoggles.ToggleSet.drop_toggles,
+        fetching.fetch_objs,
+        watching.continuous_watch,
+        watching.watch_objs,
+    ]
+    assert all(f.__module__.startswith("kopf.") for f in patched), patched
