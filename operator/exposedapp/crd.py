@@ -218,6 +218,14 @@ def _int_or_str(
     return _node(node, description, ())
 
 
+def _described(schema: Schema, description: str) -> Schema:
+    """A copy of a shared schema with the description of one place it is used in.
+
+    Only the description differs: every bound, pattern, default and rule is the shared one.
+    """
+    return {"description": description, **{k: v for k, v in schema.items() if k != "description"}}
+
+
 # The key of every rule, by (rule, message): the model finds each rule's Python twin by
 # its key. Keys stay out of the CRD (the apiserver would refuse an unknown field).
 _RULE_KEYS: dict[tuple[str, str], str] = {}
@@ -274,18 +282,28 @@ def _reserved_keys_rule(what: str) -> Schema:
     )
 
 
+_RESERVED_KEYS_NOTE = (
+    "At most 64; keys must not start with "
+    + ", ".join(RESERVED_KEY_PREFIXES[:-1])
+    + f" or {RESERVED_KEY_PREFIXES[-1]}"
+)
+
+
 def _labels(description: str) -> Schema:
     return _map(
         _str(63, pattern=LABEL_VALUE),
         64,
         rules=[_reserved_keys_rule("labels")],
-        description=description,
+        description=f"{description} {_RESERVED_KEYS_NOTE}.",
     )
 
 
 def _annotations(description: str) -> Schema:
     return _map(
-        _str(65536), 64, rules=[_reserved_keys_rule("annotations")], description=description
+        _str(65536),
+        64,
+        rules=[_reserved_keys_rule("annotations")],
+        description=f"{description} {_RESERVED_KEYS_NOTE}.",
     )
 
 
@@ -295,9 +313,10 @@ _NAMED_OR_NUMBERED_PORT = _int_or_str(
     65535,
     15,
     IANA_SVC_NAME,
-    description="A port number, or the name of a port declared in this container's ports.",
+    description="Port to probe on the Pod's IP: a number from 1 to 65535, or the name of a "
+    "port declared in this container's ports.",
 )
-_MODE = _int(0, 0o777, description="File mode bits, e.g. 0644 (decimal 420).")
+_MODE = _int(0, 0o777)
 _QUANTITY = _int_or_str(0, INT64_MAX, 64, QUANTITY)
 _RELATIVE_PATH_RULES = [
     _rule(
@@ -306,44 +325,118 @@ _RELATIVE_PATH_RULES = [
         "must be a relative path without '..'",
     )
 ]
-_KEY_TO_PATH = _obj(
-    {
-        "key": _str(253, min_length=1),
-        "path": _str(253, min_length=1, rules=_RELATIVE_PATH_RULES),
-        "mode": _MODE,
-    },
-    required=["key", "path"],
+_MODE_BITS = "0 to 0777; octal in YAML (0644), decimal in JSON (420)"
+_FILE_MODE = _described(
+    _MODE, f"Mode bits of this file, {_MODE_BITS}. Unset: the volume's defaultMode."
 )
+_DEFAULT_MODE = _described(
+    _MODE, f"Mode bits of the volume's files, {_MODE_BITS}; Kubernetes defaults it to 0644."
+)
+
+
+def _key_to_path(kind: str) -> Schema:
+    """One entry of a configMap or secret volume's items: which key goes to which file."""
+    return _obj(
+        {
+            "key": _str(253, min_length=1, description=f"The key of the {kind} to project."),
+            "path": _str(
+                253,
+                min_length=1,
+                rules=_RELATIVE_PATH_RULES,
+                description="Path of the file in the volume, relative and without '..', "
+                "e.g. conf/app.yaml.",
+            ),
+            "mode": _FILE_MODE,
+        },
+        required=["key", "path"],
+    )
+
+
 _OBJECT_FIELD = _obj(
-    {"apiVersion": _str(64), "fieldPath": _str(256, min_length=1)}, required=["fieldPath"]
+    {
+        "apiVersion": _str(
+            64, description="API version the fieldPath is written in; Kubernetes defaults it to v1."
+        ),
+        "fieldPath": _str(
+            256,
+            min_length=1,
+            description="Path of the Pod's field to select, e.g. metadata.name or "
+            "metadata.labels['app'].",
+        ),
+    },
+    required=["fieldPath"],
 )
 _RESOURCE_FIELD = _obj(
     {
-        "containerName": _str(63),
-        "resource": _str(64, min_length=1),
-        "divisor": _QUANTITY,
+        "containerName": _str(
+            63,
+            description="The container whose resource to select: required in a downwardAPI "
+            "volume; in env it defaults to this container.",
+        ),
+        "resource": _str(
+            64,
+            min_length=1,
+            description="The resource to select, e.g. limits.cpu, limits.memory, "
+            "requests.cpu, requests.memory or limits.ephemeral-storage.",
+        ),
+        "divisor": _described(
+            _QUANTITY,
+            "The unit the value is given in, a quantity such as 1m (CPU in millicores) or 1Mi "
+            "(memory in mebibytes); Kubernetes defaults it to 1.",
+        ),
     },
     required=["resource"],
 )
 
 
-def _key_ref(name_field: str) -> Schema:
+def _key_ref(kind: str) -> Schema:
+    """A key of a ConfigMap or Secret, for one environment variable."""
     return _obj(
-        {name_field: _str(253, min_length=1), "key": _str(253, min_length=1), "optional": _bool()},
-        required=[name_field, "key"],
+        {
+            "name": _str(
+                253, min_length=1, description=f"Name of the {kind}, in the app's namespace."
+            ),
+            "key": _str(
+                253, min_length=1, description=f"The key of the {kind} whose value to use."
+            ),
+            "optional": _bool(
+                description=f"true: the container starts even if the {kind} or its key does "
+                "not exist (the variable is then not set). Default false."
+            ),
+        },
+        required=["name", "key"],
+        description=f"Take the value of a key of a {kind} in the app's namespace.",
     )
 
 
 _ENV_VAR = _obj(
     {
-        "name": _str(256, min_length=1, pattern=ENV_NAME),
-        "value": _str(32768),
+        "name": _str(
+            256,
+            min_length=1,
+            pattern=ENV_NAME,
+            description="Name of the environment variable: letters, digits, '-', '_' and '.', "
+            "not starting with a digit.",
+        ),
+        "value": _str(
+            32768,
+            description="The variable's value. $(VAR_NAME) refers to a variable defined "
+            "earlier in env and is expanded ($$ escapes it). Set value or valueFrom, not both.",
+        ),
         "valueFrom": _obj(
             {
-                "configMapKeyRef": _key_ref("name"),
-                "secretKeyRef": _key_ref("name"),
-                "fieldRef": _OBJECT_FIELD,
-                "resourceFieldRef": _RESOURCE_FIELD,
+                "configMapKeyRef": _key_ref("ConfigMap"),
+                "secretKeyRef": _key_ref("Secret"),
+                "fieldRef": _described(
+                    _OBJECT_FIELD,
+                    "Take the value of a field of the Pod, e.g. metadata.name, "
+                    "metadata.namespace, metadata.labels['KEY'], spec.nodeName or status.podIP.",
+                ),
+                "resourceFieldRef": _described(
+                    _RESOURCE_FIELD,
+                    "Take the value of a resource limit or request of a container, e.g. "
+                    "limits.memory, in the unit of divisor.",
+                ),
             },
             rules=[
                 _rule(
@@ -352,6 +445,9 @@ _ENV_VAR = _obj(
                     "valueFrom must set exactly one of " + ", ".join(ENV_SOURCES),
                 )
             ],
+            description="Where the value comes from, instead of value: exactly one of "
+            "configMapKeyRef, secretKeyRef, fieldRef, resourceFieldRef. See the Kubernetes "
+            "EnvVarSource API.",
         ),
     },
     required=["name"],
@@ -366,31 +462,94 @@ _ENV_VAR = _obj(
 
 _PROBE = _obj(
     {
-        "exec": _obj({"command": _list(_str(4096), 64, min_items=1)}, required=["command"]),
+        "exec": _obj(
+            {
+                "command": _list(
+                    _str(4096),
+                    64,
+                    min_items=1,
+                    description="The command and its arguments, run in the container without "
+                    "a shell (use [sh, -c, ...] for one), from its root directory.",
+                )
+            },
+            required=["command"],
+            description="Run a command in the container: exit status 0 is success.",
+        ),
         # No `host` on httpGet and tcpSocket: probing another host from the kubelet is
         # what the Pod Security "baseline" profile forbids.
         "httpGet": _obj(
             {
-                "path": _str(2048),
+                "path": _str(2048, description="Path of the HTTP request, e.g. /healthz."),
                 "port": _NAMED_OR_NUMBERED_PORT,
-                "scheme": _str(5, enum=["HTTP", "HTTPS"]),
+                "scheme": _str(
+                    5,
+                    enum=["HTTP", "HTTPS"],
+                    description="HTTP or HTTPS; Kubernetes defaults it to HTTP. With HTTPS "
+                    "the kubelet does not verify the server's certificate.",
+                ),
                 "httpHeaders": _list(
                     _obj(
-                        {"name": _str(256, min_length=1), "value": _str(4096)},
+                        {
+                            "name": _str(256, min_length=1, description="Header name, e.g. Host."),
+                            "value": _str(4096, description="Header value."),
+                        },
                         required=["name", "value"],
                     ),
                     16,
+                    description="Headers to add to the request, at most 16.",
                 ),
             },
             required=["port"],
+            description="Send an HTTP GET request to the Pod's IP: a status code from 200 to "
+            "399 is success.",
         ),
-        "tcpSocket": _obj({"port": _NAMED_OR_NUMBERED_PORT}, required=["port"]),
-        "grpc": _obj({"port": _PORT_NUMBER, "service": _str(256)}, required=["port"]),
-        "initialDelaySeconds": _int(0, 3600),
-        "periodSeconds": _int(1, 3600),
-        "timeoutSeconds": _int(1, 3600),
-        "successThreshold": _int(1, 100),
-        "failureThreshold": _int(1, 100),
+        "tcpSocket": _obj(
+            {"port": _NAMED_OR_NUMBERED_PORT},
+            required=["port"],
+            description="Open a TCP connection to the Pod's IP: success if it connects.",
+        ),
+        "grpc": _obj(
+            {
+                "port": _described(
+                    _PORT_NUMBER, "Port number of the gRPC server, 1 to 65535 (not a name)."
+                ),
+                "service": _str(
+                    256,
+                    description="Service name to send in the gRPC HealthCheckRequest; empty: "
+                    "the server's overall health.",
+                ),
+            },
+            required=["port"],
+            description="Call the gRPC Health Checking Protocol on the Pod's IP: success if "
+            "the server answers SERVING.",
+        ),
+        "initialDelaySeconds": _int(
+            0,
+            3600,
+            description="Seconds after the container has started before the first probe, 0 "
+            "to 3600; Kubernetes defaults it to 0.",
+        ),
+        "periodSeconds": _int(
+            1, 3600, description="Seconds between probes, 1 to 3600; Kubernetes defaults it to 10."
+        ),
+        "timeoutSeconds": _int(
+            1,
+            3600,
+            description="Seconds after which a probe times out and counts as failed, 1 to "
+            "3600; Kubernetes defaults it to 1.",
+        ),
+        "successThreshold": _int(
+            1,
+            100,
+            description="Consecutive successes after a failure for the probe to pass again, "
+            "1 to 100; Kubernetes defaults it to 1, and livenessProbe allows only 1.",
+        ),
+        "failureThreshold": _int(
+            1,
+            100,
+            description="Consecutive failures for the probe to fail, 1 to 100; Kubernetes "
+            "defaults it to 3.",
+        ),
     },
     rules=[
         _rule(
@@ -425,7 +584,13 @@ _PORT = _obj(
         "containerPort": _int(
             1, 65535, description="The port the container listens on, in the Pod's port space."
         ),
-        "protocol": _str(4, enum=["TCP", "UDP", "SCTP"], default="TCP"),
+        "protocol": _str(
+            4,
+            enum=["TCP", "UDP", "SCTP"],
+            default="TCP",
+            description="TCP (default), UDP or SCTP: the protocol of the container port and "
+            "of its Service port.",
+        ),
         "servicePort": _int(
             1,
             65535,
@@ -440,7 +605,8 @@ _PORT = _obj(
         ),
         "expose": _bool(
             default=True,
-            description="false for a pod-only port: declared on the container, not on the Service.",
+            description="false for a pod-only port: declared on the container, not on the "
+            "Service. Default true.",
         ),
     },
     required=["name", "containerPort"],
@@ -462,9 +628,16 @@ _VOLUME_MOUNT = _obj(
             rules=[
                 _rule("mount-path-absolute", "self.startsWith('/')", "must be an absolute path")
             ],
+            description="Absolute path in the container at which the volume appears, e.g. "
+            "/etc/nginx/conf.d; unique within the container.",
         ),
-        "readOnly": _bool(),
-        "subPath": _str(1024, rules=_RELATIVE_PATH_RULES),
+        "readOnly": _bool(description="true: mount the volume read-only. Default false."),
+        "subPath": _str(
+            1024,
+            rules=_RELATIVE_PATH_RULES,
+            description="Path inside the volume to mount instead of its root, relative and "
+            "without '..'. A subPath mount of a ConfigMap or Secret does not receive updates.",
+        ),
     },
     required=["name", "mountPath"],
 )
@@ -486,19 +659,69 @@ def _probe_port_rule(probe: str, handler: str) -> Schema:
 _CONTAINER = _obj(
     {
         "name": _dns_label("Container name, unique in the Pod."),
-        "image": _str(1024, min_length=1, pattern=NO_SPACE),
-        "command": _list(_str(4096), 64),
-        "args": _list(_str(4096), 64),
-        "env": _list(_ENV_VAR, 128),
+        "image": _str(
+            1024,
+            min_length=1,
+            pattern=NO_SPACE,
+            description="Container image reference, e.g. nginxinc/nginx-unprivileged:1.27. "
+            "Copied to the Pod's container `image`; a change rolls out new Pods.",
+        ),
+        "command": _list(
+            _str(4096),
+            64,
+            description="Entrypoint, run without a shell; replaces the image's ENTRYPOINT. "
+            "$(VAR_NAME) expands the container's env. Copied to the Pod's container `command`.",
+        ),
+        "args": _list(
+            _str(4096),
+            64,
+            description="Arguments to the entrypoint; replace the image's CMD. $(VAR_NAME) "
+            "expands the container's env. Copied to the Pod's container `args`.",
+        ),
+        "env": _list(
+            _ENV_VAR,
+            128,
+            description="Environment variables of the container, at most 128. Copied to the "
+            "Pod's container `env`; see the Kubernetes EnvVar API.",
+        ),
         "resources": _obj(
             {
-                "requests": _map(_QUANTITY, 16),
-                "limits": _map(_QUANTITY, 16),
-            }
+                "requests": _map(
+                    _QUANTITY,
+                    16,
+                    description="What the scheduler reserves for the container on a node, by "
+                    "resource name (cpu, memory, ephemeral-storage), as quantities such as 250m "
+                    "or 128Mi.",
+                ),
+                "limits": _map(
+                    _QUANTITY,
+                    16,
+                    description="Upper bounds of what the container may use, by resource name, "
+                    "e.g. cpu: 500m, memory: 256Mi. Over its memory limit a container is "
+                    "killed; a request left unset defaults to the limit.",
+                ),
+            },
+            description="Compute resources of the container. Copied to the Pod's container "
+            "`resources`; see the Kubernetes ResourceRequirements API.",
         ),
-        "readinessProbe": _PROBE,
-        "livenessProbe": _PROBE,
-        "volumeMounts": _list(_VOLUME_MOUNT, 32),
+        "readinessProbe": _described(
+            _PROBE,
+            "Whether the container is ready to serve: a Pod gets Service traffic only while "
+            "all its containers are ready. Copied to the Pod's container `readinessProbe`; "
+            "see the Kubernetes Probe API.",
+        ),
+        "livenessProbe": _described(
+            _PROBE,
+            "Whether the container is alive: the kubelet restarts it after failureThreshold "
+            "consecutive failures. Copied to the Pod's container `livenessProbe`; see the "
+            "Kubernetes Probe API.",
+        ),
+        "volumeMounts": _list(
+            _VOLUME_MOUNT,
+            32,
+            description="Volumes of spec.volumes to mount in the container, each at its own "
+            "mountPath. Copied to the Pod's container `volumeMounts`.",
+        ),
         "ports": _list(
             _PORT,
             32,
@@ -643,19 +866,35 @@ _SERVICE = _obj(
             12,
             enum=["ClusterIP", "NodePort", "LoadBalancer", "Headless"],
             default="ClusterIP",
-            description="Headless is a ClusterIP Service with clusterIP None: DNS names the "
-            "Pods, no virtual IP. A Service's clusterIP is immutable, so on a change to or "
-            "from Headless the operator replaces the Service (and says so in an event).",
+            description="ClusterIP (default), NodePort, LoadBalancer, or Headless: a ClusterIP "
+            "Service with clusterIP None, whose DNS name resolves to the Pods' IPs. A Service's "
+            "clusterIP is immutable, so on a change to or from Headless the operator replaces "
+            "the Service (and says so in an event).",
         ),
-        "annotations": _annotations("Extra annotations for the Service."),
+        "annotations": _annotations(
+            "Extra annotations for the Service, e.g. a cloud provider's load balancer settings."
+        ),
         "labels": _labels("Extra labels for the Service."),
-        "sessionAffinity": _str(8, enum=["None", "ClientIP"], default="None"),
+        "sessionAffinity": _str(
+            8,
+            enum=["None", "ClientIP"],
+            default="None",
+            description="None (default) balances each connection over the Pods; ClientIP "
+            "sends a client's connections to the same Pod. Copied to the Service's "
+            "`sessionAffinity`.",
+        ),
         "externalTrafficPolicy": _str(
             7,
             enum=["Cluster", "Local"],
-            description="Only with type NodePort or LoadBalancer.",
+            description="Cluster (Kubernetes' default) spreads external traffic over all Pods; "
+            "Local sends it only to Pods on the receiving node and keeps the client's source "
+            "IP. Only with type NodePort or LoadBalancer.",
         ),
-        "publishNotReadyAddresses": _bool(default=False),
+        "publishNotReadyAddresses": _bool(
+            default=False,
+            description="true: the Service's endpoints and DNS records include Pods that are "
+            "not ready, e.g. for peer discovery through a Headless Service. Default false.",
+        ),
     },
     default={},
     rules=[
@@ -668,14 +907,33 @@ _SERVICE = _obj(
             field_path=".externalTrafficPolicy",
         ),
     ],
+    description="The Service in front of the Pods, named after the ExposedApp, with one "
+    "port per exposed container port. Defaults to a ClusterIP Service.",
 )
 
 _PERCENT_OR_COUNT = _int_or_str(0, 100, 4, PERCENT, default="25%")
 _UPDATE_STRATEGY = _obj(
     {
-        "type": _str(13, enum=["RollingUpdate", "Recreate"], default="RollingUpdate"),
+        "type": _str(
+            13,
+            enum=["RollingUpdate", "Recreate"],
+            default="RollingUpdate",
+            description="RollingUpdate (default) replaces Pods a few at a time within maxSurge "
+            "and maxUnavailable; Recreate deletes every old Pod before it creates new ones.",
+        ),
         "rollingUpdate": _obj(
-            {"maxSurge": _PERCENT_OR_COUNT, "maxUnavailable": _PERCENT_OR_COUNT},
+            {
+                "maxSurge": _described(
+                    _PERCENT_OR_COUNT,
+                    "How many Pods may exist above replicas during a rollout: a count (0 to "
+                    "100) or a percentage of replicas, rounded up. Default 25%.",
+                ),
+                "maxUnavailable": _described(
+                    _PERCENT_OR_COUNT,
+                    "How many of the replicas may be unavailable during a rollout: a count (0 "
+                    "to 100) or a percentage of replicas, rounded down. Default 25%.",
+                ),
+            },
             rules=[
                 _rule(
                     "rolling-update-not-both-zero",
@@ -685,8 +943,8 @@ _UPDATE_STRATEGY = _obj(
                     "make progress",
                 )
             ],
-            description="Defaults to maxSurge 25%, maxUnavailable 25% (applied by the "
-            "operator when absent).",
+            description="How far a rolling update may go above and below replicas. Defaults to "
+            "maxSurge 25%, maxUnavailable 25% (applied by the operator when absent).",
         ),
     },
     default={},
@@ -698,21 +956,55 @@ _UPDATE_STRATEGY = _obj(
             field_path=".rollingUpdate",
         )
     ],
+    description="How Pods are replaced when the Pod template changes (containers, volumes, "
+    "podLabels or podAnnotations), like a Deployment's strategy. Defaults to RollingUpdate.",
 )
 
 
-def _source(properties: Mapping[str, Schema], required: Sequence[str] = ()) -> Schema:
-    return _obj(properties, required=required)
+def _source(
+    properties: Mapping[str, Schema], required: Sequence[str] = (), *, description: str
+) -> Schema:
+    return _obj(properties, required=required, description=description)
 
 
-_ITEMS = _list(_KEY_TO_PATH, 32)
+def _items(kind: str) -> Schema:
+    return _list(
+        _key_to_path(kind),
+        32,
+        description=f"The keys to project and the file each goes to, at most 32. Unset: every "
+        f"key of the {kind}, each in a file named after it.",
+    )
+
+
+def _optional(kind: str) -> Schema:
+    return _bool(
+        description=f"true: the Pod starts even if the {kind} or a key listed in items does "
+        "not exist. Default false."
+    )
+
+
 _DOWNWARD_ITEMS = _list(
     _obj(
         {
-            "path": _str(253, min_length=1, rules=_RELATIVE_PATH_RULES),
-            "fieldRef": _OBJECT_FIELD,
-            "resourceFieldRef": _RESOURCE_FIELD,
-            "mode": _MODE,
+            "path": _str(
+                253,
+                min_length=1,
+                rules=_RELATIVE_PATH_RULES,
+                description="Path of the file in the volume, relative and without '..', e.g. "
+                "labels.",
+            ),
+            "fieldRef": _described(
+                _OBJECT_FIELD,
+                "Write a field of the Pod: metadata.name, metadata.namespace, metadata.uid, "
+                "metadata.labels or metadata.annotations (whole, or one key as "
+                "metadata.labels['KEY']).",
+            ),
+            "resourceFieldRef": _described(
+                _RESOURCE_FIELD,
+                "Write a resource limit or request of a container (containerName is "
+                "required here), in the unit of divisor.",
+            ),
+            "mode": _FILE_MODE,
         },
         required=["path"],
         rules=[
@@ -724,82 +1016,151 @@ _DOWNWARD_ITEMS = _list(
         ],
     ),
     32,
+    description="The files, at most 32: each is a path and exactly one of fieldRef, "
+    "resourceFieldRef.",
 )
 PROJECTION_SOURCES = ("configMap", "secret", "downwardAPI", "serviceAccountToken")
+
+_PROJECTION = _obj(
+    {
+        "configMap": _source(
+            {
+                "name": _str(253, min_length=1, description="Name of the ConfigMap."),
+                "items": _items("ConfigMap"),
+                "optional": _optional("ConfigMap"),
+            },
+            ["name"],
+            description="Keys of a ConfigMap in the app's namespace, as files.",
+        ),
+        "secret": _source(
+            {
+                "name": _str(253, min_length=1, description="Name of the Secret."),
+                "items": _items("Secret"),
+                "optional": _optional("Secret"),
+            },
+            ["name"],
+            description="Keys of a Secret in the app's namespace, as files.",
+        ),
+        "downwardAPI": _source(
+            {"items": _DOWNWARD_ITEMS},
+            description="Fields of the Pod and resources of its containers, as files.",
+        ),
+        "serviceAccountToken": _source(
+            {
+                "audience": _str(
+                    256,
+                    description="Intended audience of the token; Kubernetes defaults it to "
+                    "the API server's own audience.",
+                ),
+                "expirationSeconds": _int(
+                    600,
+                    2**32,
+                    fmt="int64",
+                    description="Requested lifetime of the token in seconds, at least 600 (10 "
+                    "minutes); Kubernetes defaults it to 3600.",
+                ),
+                "path": _str(
+                    253,
+                    min_length=1,
+                    rules=_RELATIVE_PATH_RULES,
+                    description="Path of the token's file in the volume, relative and "
+                    "without '..'.",
+                ),
+            },
+            ["path"],
+            description="A token of the Pod's service account, written to path and renewed "
+            "by the kubelet before it expires; the operator mounts no token otherwise.",
+        ),
+    },
+    rules=[
+        _rule(
+            "projection-one-of",
+            _one_of(PROJECTION_SOURCES),
+            "a projection must set exactly one of " + ", ".join(PROJECTION_SOURCES),
+        )
+    ],
+)
 
 _VOLUME = _obj(
     {
         "name": _dns_label("Volume name, unique in the Pod; volumeMounts refer to it."),
         "configMap": _source(
             {
-                "name": _str(253, min_length=1),
-                "items": _ITEMS,
-                "defaultMode": _MODE,
-                "optional": _bool(),
+                "name": _str(253, min_length=1, description="Name of the ConfigMap."),
+                "items": _items("ConfigMap"),
+                "defaultMode": _DEFAULT_MODE,
+                "optional": _optional("ConfigMap"),
             },
             ["name"],
+            description="The keys of a ConfigMap in the app's namespace, as files; the kubelet "
+            "updates them when the ConfigMap changes. See the Kubernetes ConfigMapVolumeSource "
+            "API.",
         ),
         "secret": _source(
             {
-                "secretName": _str(253, min_length=1),
-                "items": _ITEMS,
-                "defaultMode": _MODE,
-                "optional": _bool(),
+                "secretName": _str(253, min_length=1, description="Name of the Secret."),
+                "items": _items("Secret"),
+                "defaultMode": _DEFAULT_MODE,
+                "optional": _optional("Secret"),
             },
             ["secretName"],
+            description="The keys of a Secret in the app's namespace, as files; the kubelet "
+            "updates them when the Secret changes. See the Kubernetes SecretVolumeSource API.",
         ),
-        "emptyDir": _source({"medium": _str(6, enum=["", "Memory"]), "sizeLimit": _QUANTITY}),
+        "emptyDir": _source(
+            {
+                "medium": _str(
+                    6,
+                    enum=["", "Memory"],
+                    description="An empty string (default): on the node's disk; Memory: a "
+                    "tmpfs (RAM), counted against the containers' memory limits.",
+                ),
+                "sizeLimit": _described(
+                    _QUANTITY,
+                    "Upper bound of the directory's size, a quantity such as 1Gi; the kubelet "
+                    "evicts a Pod whose directory grows beyond it. Unset: no bound of its own.",
+                ),
+            },
+            description="An empty directory, created with the Pod and deleted with it, shared "
+            "by its containers.",
+        ),
         "persistentVolumeClaim": _source(
-            {"claimName": _str(253, min_length=1), "readOnly": _bool()}, ["claimName"]
+            {
+                "claimName": _str(
+                    253,
+                    min_length=1,
+                    description="Name of the PersistentVolumeClaim, in the app's namespace.",
+                ),
+                "readOnly": _bool(
+                    description="true: every mount of the volume is read-only. Default false."
+                ),
+            },
+            ["claimName"],
+            description="The PersistentVolume bound to a PersistentVolumeClaim. Every replica "
+            "mounts the same claim, so with several replicas its access mode must allow that "
+            "(e.g. ReadWriteMany).",
         ),
         "projected": _source(
             {
                 "sources": _list(
-                    _obj(
-                        {
-                            "configMap": _source(
-                                {
-                                    "name": _str(253, min_length=1),
-                                    "items": _ITEMS,
-                                    "optional": _bool(),
-                                },
-                                ["name"],
-                            ),
-                            "secret": _source(
-                                {
-                                    "name": _str(253, min_length=1),
-                                    "items": _ITEMS,
-                                    "optional": _bool(),
-                                },
-                                ["name"],
-                            ),
-                            "downwardAPI": _source({"items": _DOWNWARD_ITEMS}),
-                            "serviceAccountToken": _source(
-                                {
-                                    "audience": _str(256),
-                                    "expirationSeconds": _int(600, 2**32, fmt="int64"),
-                                    "path": _str(253, min_length=1, rules=_RELATIVE_PATH_RULES),
-                                },
-                                ["path"],
-                            ),
-                        },
-                        rules=[
-                            _rule(
-                                "projection-one-of",
-                                _one_of(PROJECTION_SOURCES),
-                                "a projection must set exactly one of "
-                                + ", ".join(PROJECTION_SOURCES),
-                            )
-                        ],
-                    ),
+                    _PROJECTION,
                     16,
                     min_items=1,
+                    description="What to put in the directory, 1 to 16 sources: each sets "
+                    "exactly one of configMap, secret, downwardAPI, serviceAccountToken.",
                 ),
-                "defaultMode": _MODE,
+                "defaultMode": _DEFAULT_MODE,
             },
             ["sources"],
+            description="Several sources in one directory: keys of ConfigMaps and Secrets, "
+            "fields of the Pod, service account tokens. See the Kubernetes "
+            "ProjectedVolumeSource API.",
         ),
-        "downwardAPI": _source({"items": _DOWNWARD_ITEMS, "defaultMode": _MODE}),
+        "downwardAPI": _source(
+            {"items": _DOWNWARD_ITEMS, "defaultMode": _DEFAULT_MODE},
+            description="Fields of the Pod (name, namespace, labels, annotations) and resources "
+            "of its containers, as files. See the Kubernetes DownwardAPIVolumeSource API.",
+        ),
     },
     required=["name"],
     rules=[
@@ -818,19 +1179,27 @@ _VOLUME = _obj(
 
 SPEC_SCHEMA: Schema = _obj(
     {
-        "replicas": _int(0, 100, default=1, description="Desired number of Pods."),
+        "replicas": _int(
+            0,
+            100,
+            default=1,
+            description="Desired number of Pods, 0 to 100; default 1. `kubectl scale` sets it "
+            "through the scale subresource.",
+        ),
         "minReadySeconds": _int(
             0,
             3600,
             default=0,
-            description="Seconds a Pod must be ready before it counts as available.",
+            description="Seconds a Pod must be ready before it counts as available, 0 to 3600; "
+            "default 0. A rolling update waits for available Pods.",
         ),
         "containers": _list(
             _CONTAINER,
             10,
             min_items=1,
             rules=_CONTAINERS_RULES,
-            description="The containers of each Pod.",
+            description="The containers of each Pod, 1 to 10. They share the Pod's network "
+            "namespace: declare each port on the container that listens on it.",
         ),
         "volumes": _list(
             _VOLUME,
@@ -844,11 +1213,14 @@ SPEC_SCHEMA: Schema = _obj(
                     "used by more than one volume'",
                 )
             ],
-            description="Volumes the containers can mount. Only configMap, secret, emptyDir, "
-            "persistentVolumeClaim, projected and downwardAPI.",
+            description="Volumes the containers can mount, at most 32; copied to the Pod's "
+            "`volumes`. Only configMap, secret, emptyDir, persistentVolumeClaim, projected and "
+            "downwardAPI.",
         ),
-        "podLabels": _labels("Extra labels for the Pods."),
-        "podAnnotations": _annotations("Extra annotations for the Pods."),
+        "podLabels": _labels("Extra labels for the Pods; a change rolls out new Pods."),
+        "podAnnotations": _annotations(
+            "Extra annotations for the Pods; a change rolls out new Pods."
+        ),
         "service": _SERVICE,
         "updateStrategy": _UPDATE_STRATEGY,
     },
@@ -873,6 +1245,8 @@ SPEC_SCHEMA: Schema = _obj(
             field_path=".containers",
         ),
     ],
+    description="The desired state: the Pods' containers and volumes, how many replicas, the "
+    "Service in front of them and how updates roll out.",
 )
 
 # --- status --------------------------------------------------------------------------
@@ -880,50 +1254,124 @@ SPEC_SCHEMA: Schema = _obj(
 _COUNT = _int(0, INT32_MAX)
 _CONDITION = _obj(
     {
-        "type": _str(316, min_length=1),
-        "status": _str(7, enum=["True", "False", "Unknown"]),
-        "observedGeneration": _int(0, INT64_MAX, fmt="int64"),
-        "lastTransitionTime": _str(64, fmt="date-time"),
-        "reason": _str(1024, min_length=1, pattern=REASON),
-        "message": _str(32768),
+        "type": _str(
+            316,
+            min_length=1,
+            description="Ready: the current spec is fully serving. Progressing: the operator "
+            "is moving Pods toward the spec. Degraded: something blocks it and a person must act.",
+        ),
+        "status": _str(7, enum=["True", "False", "Unknown"], description="True, False or Unknown."),
+        "observedGeneration": _int(
+            0,
+            INT64_MAX,
+            fmt="int64",
+            description="The metadata.generation of the ExposedApp this condition was "
+            "computed from.",
+        ),
+        "lastTransitionTime": _str(
+            64,
+            fmt="date-time",
+            description="When the condition's status last changed, an RFC 3339 date-time.",
+        ),
+        "reason": _str(
+            1024,
+            min_length=1,
+            pattern=REASON,
+            description="Why the condition has its status, in CamelCase, e.g. Serving, "
+            "RollingUpdate, QuotaExceeded or AsExpected.",
+        ),
+        "message": _str(
+            32768,
+            description="Details for people: what is happening or what blocks it, naming the "
+            "object or port concerned.",
+        ),
     },
     required=["type", "status", "lastTransitionTime", "reason", "message"],
 )
 _STATUS_PORT = _obj(
     {
-        "name": _str(15, min_length=1),
-        "protocol": _str(4, enum=["TCP", "UDP", "SCTP"]),
-        "port": _PORT_NUMBER,
-        "targetPort": _int_or_str(1, 65535, 15, IANA_SVC_NAME),
-        "nodePort": _PORT_NUMBER,
-        "containerPort": _PORT_NUMBER,
-        "container": _str(63),
-        "readyEndpoints": _COUNT,
+        "name": _str(
+            15, min_length=1, description="The port's name, as declared in the container's ports."
+        ),
+        "protocol": _str(4, enum=["TCP", "UDP", "SCTP"], description="TCP, UDP or SCTP."),
+        "port": _described(
+            _PORT_NUMBER,
+            "The port clients dial on the Service's IP and DNS name: servicePort, or "
+            "containerPort when servicePort is unset.",
+        ),
+        "targetPort": _int_or_str(
+            1,
+            65535,
+            15,
+            IANA_SVC_NAME,
+            description="Where the Service sends traffic: the port's name, which each Pod "
+            "resolves to its own containerPort.",
+        ),
+        "nodePort": _described(
+            _PORT_NUMBER,
+            "The port opened on every node, declared or allocated by Kubernetes; only with "
+            "service type NodePort or LoadBalancer.",
+        ),
+        "containerPort": _described(
+            _PORT_NUMBER, "The port the container listens on, on the Pod's IP."
+        ),
+        "container": _str(63, description="Name of the container that declares the port."),
+        "readyEndpoints": _described(
+            _COUNT,
+            "Ready endpoints of this port, counted over the Service's EndpointSlices; when "
+            "serving it equals spec.replicas.",
+        ),
     },
     required=["name", "protocol", "port"],
 )
 _LB_INGRESS = _obj(
     {
-        "ip": _str(64),
-        "hostname": _str(253),
-        "ipMode": _str(16),
+        "ip": _str(64, description="IP address of the load balancer."),
+        "hostname": _str(253, description="DNS name of the load balancer, where it has one."),
+        "ipMode": _str(
+            16,
+            description="How traffic to ip reaches the Pods: VIP (to the node, addressed to "
+            "the load balancer's IP) or Proxy (to the node's or Pod's own IP).",
+        ),
         "ports": _list(
             _obj(
-                {"port": _PORT_NUMBER, "protocol": _str(4), "error": _str(316)},
+                {
+                    "port": _described(_PORT_NUMBER, "The Service port's number."),
+                    "protocol": _str(4, description="TCP, UDP or SCTP."),
+                    "error": _str(
+                        316,
+                        description="What went wrong setting up this port, as a CamelCase "
+                        "reason; unset when it works.",
+                    ),
+                },
                 required=["port", "protocol"],
             ),
             64,
+            description="The state of each of the Service's ports on this load balancer.",
         ),
     }
 )
 
 STATUS_SCHEMA: Schema = _obj(
     {
-        "observedGeneration": _int(0, INT64_MAX, fmt="int64"),
-        "replicas": _COUNT,
-        "readyReplicas": _COUNT,
-        "availableReplicas": _COUNT,
-        "updatedReplicas": _COUNT,
+        "observedGeneration": _int(
+            0,
+            INT64_MAX,
+            fmt="int64",
+            description="The metadata.generation the status was computed from: when it is "
+            "less than metadata.generation, the status does not show the latest spec yet.",
+        ),
+        "replicas": _described(
+            _COUNT,
+            "Pods of the app, of any Pod template, that are neither terminating nor finished.",
+        ),
+        "readyReplicas": _described(_COUNT, "Pods whose Ready condition is True."),
+        "availableReplicas": _described(
+            _COUNT, "Pods that have been ready for at least spec.minReadySeconds."
+        ),
+        "updatedReplicas": _described(
+            _COUNT, "Pods created from the current Pod template (the latest spec)."
+        ),
         "selector": _str(
             1024,
             description="Label selector of the Pods, for the scale "
@@ -937,13 +1385,41 @@ STATUS_SCHEMA: Schema = _obj(
         "imagesText": _str(4096, description="Container images, comma separated (IMAGES column)."),
         "service": _obj(
             {
-                "name": _str(63),
-                "type": _str(12),
-                "clusterIP": _str(64),
-                "dnsName": _str(253),
-                "loadBalancer": _obj({"ingress": _list(_LB_INGRESS, 16)}),
+                "name": _str(63, description="Name of the Service: the ExposedApp's name."),
+                "type": _str(
+                    12,
+                    description="The spec's service.type: ClusterIP, NodePort, LoadBalancer "
+                    "or Headless.",
+                ),
+                "clusterIP": _str(
+                    64,
+                    description="The Service's cluster IP, as Kubernetes assigned it; None "
+                    "for Headless. Unset until the Service exists.",
+                ),
+                "dnsName": _str(
+                    253,
+                    description="The Service's DNS name in the cluster, "
+                    "<name>.<namespace>.svc.cluster.local.",
+                ),
+                "loadBalancer": _obj(
+                    {
+                        "ingress": _list(
+                            _LB_INGRESS,
+                            16,
+                            description="The load balancer's addresses (at most 16 are "
+                            "kept); clients use ip or hostname.",
+                        )
+                    },
+                    description="For type LoadBalancer: the Service's status.loadBalancer, "
+                    "once the cloud provider has set one up.",
+                ),
                 "ports": {
-                    **_list(_STATUS_PORT, 320),
+                    **_list(
+                        _STATUS_PORT,
+                        320,
+                        description="One entry per exposed port, by name: how clients reach "
+                        "it and how many ready endpoints serve it.",
+                    ),
                     "x-kubernetes-list-type": "map",
                     "x-kubernetes-list-map-keys": ["name"],
                 },
@@ -951,11 +1427,18 @@ STATUS_SCHEMA: Schema = _obj(
             description="The Service and the resolved mapping of each exposed port.",
         ),
         "conditions": {
-            **_list(_CONDITION, 16),
+            **_list(
+                _CONDITION,
+                16,
+                description="Ready, Progressing and Degraded, in the metav1.Condition shape; "
+                "`kubectl wait --for=condition=Ready` waits for Ready.",
+            ),
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],
         },
-    }
+    },
+    description="The observed state, written by the operator: the Pods, the Service and its "
+    "ports, and the Ready, Progressing and Degraded conditions.",
 )
 
 # --- the resource --------------------------------------------------------------------
