@@ -59,8 +59,8 @@ cluster-down: venv  ## stop the local control plane
 clean:  ## remove the venv and run directories (the binary cache stays)
 	rm -rf $(VENV) $(RUN_DIR) .mypy_cache .ruff_cache .pytest_cache
 
-crd: venv  ## regenerate crds/ from operator/exposedapp/crd.py and its copies in deploy/ (unit tests fail if stale)
-	$(BIN)/python -m exposedapp.crd > crds/exposedapp.dev_exposedapps.yaml
+crd: venv  ## regenerate crds/ from operator/exposedapp/domain/crd.py and its copies in deploy/ (unit tests fail if stale)
+	$(BIN)/exposedapp crd > crds/exposedapp.dev_exposedapps.yaml
 	$(BIN)/python deploy/sync_copies.py
 
 bench-node: venv cluster-build  ## the real node's figures: start-up, Pod start latency, memory, CPU

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from .desired import AppRef, build_desired
-from .model import SpecError, parse_spec, validate_name
+from .domain.desired import AppRef, build_desired
+from .domain.model import SpecError, parse_spec, validate_name
 
 __all__ = ["main", "render"]
 
@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     import kopf  # imported here: `render` must work without a cluster or kopf's start-up
 
     from . import handlers  # noqa: F401 - registers the handlers
-    from .kopf_fixes import apply_kopf_fixes, count_watches
+    from .runtime.kopf_adapter import apply_kopf_fixes, count_watches
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat[args.log_format.upper()])
     count_watches()  # metrics only: the operator works the same without them
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run(args)
     if args.command == "crd":
-        from .crd import crd_yaml
+        from .domain.crd import crd_yaml
 
         sys.stdout.write(crd_yaml())
         return 0

@@ -27,18 +27,26 @@ from typing import Any
 import kopf
 import pykube
 
-from . import metrics
-from .apply import ApiClient, TokenFile, token_file_of
-from .kopf_fixes import (
+from .domain.labels import (
+    APP_LABEL,
+    FIELD_MANAGER,
+    GROUP,
+    KIND,
+    PLURAL,
+    SERVICE_NAME_LABEL,
+    VERSION,
+)
+from .domain.podhealth import trim_pod_status
+from .reconcile import AppKey, Observed, Reconciler
+from .runtime import metrics
+from .runtime.client import ApiClient, TokenFile, token_file_of
+from .runtime.kopf_adapter import (
     follow_pauses,
     paged_listing_is_safe,
     shed_after_indexing,
     wait_until_indexed,
 )
-from .labels import APP_LABEL, FIELD_MANAGER, GROUP, KIND, PLURAL, SERVICE_NAME_LABEL, VERSION
-from .podhealth import trim_pod_status
-from .reconcile import AppKey, Observed, Reconciler
-from .workqueue import Outcome, WorkQueue
+from .runtime.workqueue import Outcome, WorkQueue
 
 logger = logging.getLogger(__name__)
 

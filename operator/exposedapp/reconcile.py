@@ -19,27 +19,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .apply import (
-    ApplyResult,
-    KubeApi,
-    TransientError,
-    check_service_owner,
-    controlled_by,
-    execute,
-    is_transient,
-    merge_patch,
-    owned_keys,
-    summarise_done,
-)
-from .desired import AppRef, DesiredState, build_desired
-from .labels import APP_LABEL
-from .metrics import RECONCILE_SECONDS, RECONCILES
-from .model import SpecError, parse_spec, validate_name
-from .plan import Action, ObservedPod, Plan, ServiceConflict, observe_pod, plan
-from .podhealth import explain
-from .recorder import EventRecorder
-from .rollout import rollout_target
-from .status import (
+from .domain.desired import AppRef, DesiredState, build_desired
+from .domain.labels import APP_LABEL
+from .domain.model import SpecError, parse_spec, validate_name
+from .domain.objects import controlled_by, merge_patch, owned_keys, summarise_done
+from .domain.plan import Action, ObservedPod, Plan, ServiceConflict, observe_pod, plan
+from .domain.podhealth import explain
+from .domain.rollout import rollout_target
+from .domain.status import (
     Problem,
     conditions_equal,
     decide_status_write,
@@ -49,7 +36,11 @@ from .status import (
     progress_interval,
     summarise,
 )
-from .workqueue import Backoff, Outcome
+from .runtime.client import KubeApi, is_transient
+from .runtime.executor import ApplyResult, TransientError, check_service_owner, execute
+from .runtime.metrics import RECONCILE_SECONDS, RECONCILES
+from .runtime.recorder import EventRecorder
+from .runtime.workqueue import Backoff, Outcome
 
 __all__ = ["AppKey", "Observed", "Reconciler"]
 

@@ -7,8 +7,8 @@ import pytest
 from kubernetes import client
 
 from exposedapp import apply
-from exposedapp.apply import ApiClient
-from exposedapp.metrics import REGISTRY
+from exposedapp.runtime.client import ApiClient
+from exposedapp.runtime.metrics import REGISTRY
 from kubetest.cluster import ClusterHandle
 
 pytestmark = pytest.mark.e2e

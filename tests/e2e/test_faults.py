@@ -1064,8 +1064,8 @@ def test_foreign_objects_are_never_touched_and_nothing_of_ours_is_lost(
     cluster: ClusterHandle,
     namespace: str,
 ) -> None:
-    from exposedapp.desired import AppRef, build_desired
-    from exposedapp.model import parse_spec
+    from exposedapp.domain.desired import AppRef, build_desired
+    from exposedapp.domain.model import parse_spec
 
     shop = spec(replicas=2, podLabels={"team": "shop"})
     shop_hash = build_desired(AppRef(namespace, "shop", "x"), parse_spec(shop)).template_hash

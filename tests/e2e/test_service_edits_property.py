@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from conftest import OperatorProcess
-from exposedapp.apply import owned_keys
-from exposedapp.desired import AppRef, build_desired
-from exposedapp.model import parse_spec
-from exposedapp.plan import foreign_ports, service_differences
+from exposedapp.domain.desired import AppRef, build_desired
+from exposedapp.domain.model import parse_spec
+from exposedapp.domain.objects import owned_keys
+from exposedapp.domain.plan import foreign_ports, service_differences
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps, app_manifest
 from kubetest.audit import AuditLog

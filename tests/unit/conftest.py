@@ -1,4 +1,4 @@
-"""Every unit test starts with kopf as kopf ships it: what kopf_fixes patches is put back
+"""Every unit test starts with kopf as kopf ships it: what kopf_adapter patches is put back
 after each test, whatever the test applied."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 import pykube
 import requests
 
-from exposedapp.apply import TokenFile, token_file_of
+from exposedapp.runtime.client import TokenFile, token_file_of
 
 
 def test_a_rotated_token_is_sent_from_the_next_request_on(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ LIMIT = 60  # lines, docstring and comments included
 
 def test_no_function_of_the_operator_is_longer_than_the_limit() -> None:
     long = []
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 length = (node.end_lineno or node.lineno) - node.lineno + 1

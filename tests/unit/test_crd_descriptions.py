@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from exposedapp import crd
+from exposedapp.domain import crd
 
 # Properties of the root the apiserver describes itself (see the module docstring).
 APISERVER_OWNED = {"apiVersion", "kind", "metadata"}

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from exposedapp import crd, model
-from exposedapp.desired import AppRef, build_desired
+from exposedapp.domain import crd, model
+from exposedapp.domain.desired import AppRef, build_desired
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "exposedapp.dev_exposedapps.yaml"
@@ -55,7 +55,7 @@ def _walk(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str,
 
 def test_the_crd_file_is_generated_from_crd_py() -> None:
     assert CRD_FILE.read_text() == crd.crd_yaml(), (
-        "crds/ is stale: python -m exposedapp.crd > crds/exposedapp.dev_exposedapps.yaml"
+        "crds/ is stale: python -m exposedapp.domain.crd > crds/exposedapp.dev_exposedapps.yaml"
     )
     assert yaml.safe_load(CRD_FILE.read_text()) == crd.crd()
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from exposedapp.desired import AppRef, build_desired
-from exposedapp.model import parse_spec
+from exposedapp.domain.desired import AppRef, build_desired
+from exposedapp.domain.model import parse_spec
 
 APP = AppRef("shop", "web", "0b3f-uid")
 OWNER = {

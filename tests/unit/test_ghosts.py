@@ -13,7 +13,7 @@ from typing import Any, cast
 import pytest
 
 from exposedapp import handlers
-from exposedapp.workqueue import WorkQueue
+from exposedapp.runtime.workqueue import WorkQueue
 
 AppKey = tuple[str, str]
 

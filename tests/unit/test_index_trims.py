@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from exposedapp.apply import owned_keys
+from exposedapp.domain.labels import FIELD_MANAGER
+from exposedapp.domain.objects import owned_keys
+from exposedapp.domain.plan import observe_pod
 from exposedapp.handlers import LAST_APPLIED, _trim_app, _trim_pod, _trim_service
-from exposedapp.labels import FIELD_MANAGER
-from exposedapp.plan import observe_pod
 
 NOW = "2026-11-25T00:00:00Z"
 

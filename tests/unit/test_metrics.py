@@ -1,5 +1,5 @@
 """kopf's watch starts and restarts become counters, read from kopf's watch functions
-(wrapped in kopf_fixes), never from its log text."""
+(wrapped in kopf_adapter), never from its log text."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import kopf
 import pytest
 from kopf._cogs.clients import watching
 
-from exposedapp import kopf_fixes, metrics
+from exposedapp.runtime import kopf_adapter, metrics
 
 RESOURCE = "pods.v1"
 
@@ -40,7 +40,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(kopf_fixes, "_now", fake)
+    monkeypatch.setattr(kopf_adapter, "_now", fake)
     return fake
 
 
@@ -60,19 +60,19 @@ def drain(stream: AsyncIterator[Any]) -> list[Any]:
 def test_the_pinned_kopf_has_the_watch_functions_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(watching, "continuous_watch", watching.continuous_watch)
     monkeypatch.setattr(watching, "watch_objs", watching.watch_objs)
-    assert kopf_fixes.count_watches()
-    assert watching.watch_objs is kopf_fixes._counted_watch_objs
-    assert watching.continuous_watch is kopf_fixes._counted_continuous_watch
+    assert kopf_adapter.count_watches()
+    assert watching.watch_objs is kopf_adapter._counted_watch_objs
+    assert watching.continuous_watch is kopf_adapter._counted_continuous_watch
 
 
 def test_each_listing_is_a_start(monkeypatch: pytest.MonkeyPatch) -> None:
     async def inner(**_: Any) -> AsyncIterator[Any]:
         yield {"type": None, "object": {}}
 
-    monkeypatch.setattr(kopf_fixes, "_kopf_continuous_watch", inner)
+    monkeypatch.setattr(kopf_adapter, "_kopf_continuous_watch", inner)
     before = counts()
     for _ in range(2):
-        assert drain(kopf_fixes._counted_continuous_watch(resource=RESOURCE)) == [
+        assert drain(kopf_adapter._counted_continuous_watch(resource=RESOURCE)) == [
             {"type": None, "object": {}}
         ]
     assert tuple(a - b for a, b in zip(counts(), before, strict=True)) == (2.0, 0.0, 0.0)
@@ -90,9 +90,9 @@ def test_410_gone_is_an_expired_restart_and_events_pass_unchanged(
         for event in events:
             yield event
 
-    monkeypatch.setattr(kopf_fixes, "_kopf_watch_objs", inner)
+    monkeypatch.setattr(kopf_adapter, "_kopf_watch_objs", inner)
     before = counts()
-    stream = kopf_fixes._counted_watch_objs(settings=settings(), resource=RESOURCE)
+    stream = kopf_adapter._counted_watch_objs(settings=settings(), resource=RESOURCE)
     assert drain(stream) == events
     assert tuple(a - b for a, b in zip(counts(), before, strict=True)) == (0.0, 1.0, 0.0)
 
@@ -105,7 +105,7 @@ def test_a_request_that_ends_inactivity_timeout_after_its_last_event_is_inactive
         yield {"type": "MODIFIED", "object": {}}
         clock.now += silent_for  # then nothing, until kopf's timeout or the server ends it
 
-    monkeypatch.setattr(kopf_fixes, "_kopf_watch_objs", inner)
+    monkeypatch.setattr(kopf_adapter, "_kopf_watch_objs", inner)
     before = counts()
-    drain(kopf_fixes._counted_watch_objs(settings=settings(70.0), resource=RESOURCE))
+    drain(kopf_adapter._counted_watch_objs(settings=settings(70.0), resource=RESOURCE))
     assert tuple(a - b for a, b in zip(counts(), before, strict=True)) == (0.0, 0.0, inactive)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from apicases import INVALID, Invalid, app, container, port
-from exposedapp import crd
-from exposedapp.model import (
+from exposedapp.domain import crd
+from exposedapp.domain.model import (
     _TWINS,
     Container,
     ExposedAppSpec,

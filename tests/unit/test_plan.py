@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from exposedapp.desired import AppRef, DesiredState, build_desired
-from exposedapp.model import parse_spec
-from exposedapp.plan import (
+from exposedapp.domain.desired import AppRef, DesiredState, build_desired
+from exposedapp.domain.model import parse_spec
+from exposedapp.domain.plan import (
     Action,
     ObservedPod,
     ServiceConflict,

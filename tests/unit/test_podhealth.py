@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime
 
-from exposedapp.desired import AppRef, build_desired
-from exposedapp.model import parse_spec
-from exposedapp.plan import observe_pod
-from exposedapp.podhealth import PodProblem, explain, pod_problems, shorten, trim_pod_status
-from exposedapp.status import summarise
+from exposedapp.domain.desired import AppRef, build_desired
+from exposedapp.domain.model import parse_spec
+from exposedapp.domain.plan import observe_pod
+from exposedapp.domain.podhealth import PodProblem, explain, pod_problems, shorten, trim_pod_status
+from exposedapp.domain.status import summarise
 
 NOW = datetime.datetime(2026, 12, 1, 12, 0, 0, tzinfo=datetime.UTC)
 ROOT_REFUSED = (

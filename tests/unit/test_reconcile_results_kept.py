@@ -10,8 +10,8 @@ from typing import Any
 
 from test_reconcile_service_create import APP, KEY, ScriptedClient
 
-from exposedapp.apply import Answer
 from exposedapp.reconcile import AppKey, Observed, Reconciler
+from exposedapp.runtime.client import Answer
 
 
 class FlakyPods(ScriptedClient):

@@ -8,8 +8,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from exposedapp.apply import Answer
 from exposedapp.reconcile import AppKey, Observed, Reconciler
+from exposedapp.runtime.client import Answer
 
 KEY: AppKey = ("shop", "web")
 

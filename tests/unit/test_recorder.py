@@ -8,9 +8,9 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from exposedapp.apply import Answer
-from exposedapp.desired import AppRef
-from exposedapp.recorder import EventRecorder, event_name
+from exposedapp.domain.desired import AppRef
+from exposedapp.runtime.client import Answer
+from exposedapp.runtime.recorder import EventRecorder, event_name
 
 APP = AppRef("shop", "web", "uid-1")
 START = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)

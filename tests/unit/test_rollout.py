@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from exposedapp.desired import AppRef, DesiredState, build_desired
-from exposedapp.model import parse_spec
-from exposedapp.rollout import rollout_target
+from exposedapp.domain.desired import AppRef, DesiredState, build_desired
+from exposedapp.domain.model import parse_spec
+from exposedapp.domain.rollout import rollout_target
 
 APP = AppRef("ns", "web", "uid-1")
 

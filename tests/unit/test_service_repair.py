@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from exposedapp.desired import AppRef, build_desired
-from exposedapp.model import parse_spec
-from exposedapp.plan import foreign_ports, plan, repaired_service
+from exposedapp.domain.desired import AppRef, build_desired
+from exposedapp.domain.model import parse_spec
+from exposedapp.domain.plan import foreign_ports, plan, repaired_service
 from test_plan import NOW
 
 APP = AppRef("ns", "web", "uid-1")
@@ -115,8 +115,9 @@ def test_once_repaired_nothing_is_left_to_do() -> None:
 
 
 def test_a_service_we_may_not_read_is_never_written() -> None:
-    from exposedapp.apply import Answer, check_service_owner
-    from exposedapp.plan import ServiceConflict
+    from exposedapp.domain.plan import ServiceConflict
+    from exposedapp.runtime.client import Answer
+    from exposedapp.runtime.executor import check_service_owner
 
     class Refusing:
         def get(self, kind: str, namespace: str, name: str) -> Answer:
@@ -145,7 +146,7 @@ def test_a_repair_keeps_what_others_set_in_our_entries_and_their_references() ->
 
 
 def test_a_port_entry_our_own_update_wrote_is_ours() -> None:
-    from exposedapp.apply import owned_keys
+    from exposedapp.domain.objects import owned_keys
 
     entry = {
         "manager": "exposedapp-operator",

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from exposedapp.apply import merge_patch, owned_keys
-from exposedapp.desired import AppRef, build_desired
-from exposedapp.model import parse_spec
-from exposedapp.status import (
+from exposedapp.domain.desired import AppRef, build_desired
+from exposedapp.domain.model import parse_spec
+from exposedapp.domain.objects import merge_patch, owned_keys
+from exposedapp.domain.status import (
     Problem,
     StatusWrite,
     conditions_equal,

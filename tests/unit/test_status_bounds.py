@@ -8,11 +8,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exposedapp.desired import AppRef, build_desired
-from exposedapp.model import check_status, parse_spec
-from exposedapp.plan import ObservedPod
-from exposedapp.podhealth import PodProblem
-from exposedapp.status import (
+from exposedapp.domain.desired import AppRef, build_desired
+from exposedapp.domain.model import check_status, parse_spec
+from exposedapp.domain.plan import ObservedPod
+from exposedapp.domain.podhealth import PodProblem
+from exposedapp.domain.status import (
     MESSAGE_LIMIT,
     Problem,
     bounded_list,

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from exposedapp.workqueue import Backoff, Outcome, WorkQueue
+from exposedapp.runtime.workqueue import Backoff, Outcome, WorkQueue
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:

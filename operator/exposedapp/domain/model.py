@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeAlias, TypeVar, cast, runtime_checkable
 
-from exposedapp import crd
+from exposedapp.domain import crd
 
 __all__ = [
     "INTERPRETED_CONTAINER_FIELDS",

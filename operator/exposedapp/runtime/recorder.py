@@ -22,8 +22,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .apply import KubeApi
-from .desired import AppRef
+from ..domain.desired import AppRef
+from ..runtime.client import KubeApi
 
 __all__ = ["SERIES_FLUSH", "SERIES_WINDOW", "EventRecorder", "event_name"]
 

@@ -16,10 +16,10 @@ import pytest
 from kopf._cogs.aiokits import aiotoggles
 from kopf._cogs.clients import errors, fetching, watching
 
-from exposedapp import kopf_fixes
+from exposedapp.domain.labels import APP_LABEL
 from exposedapp.handlers import _trim_pod, apps_index, pods_index, services_index, slices_index
-from exposedapp.kopf_fixes import apply_kopf_fixes, shed_after_indexing
-from exposedapp.labels import APP_LABEL
+from exposedapp.runtime import kopf_adapter
+from exposedapp.runtime.kopf_adapter import apply_kopf_fixes, shed_after_indexing
 
 
 class CountingSet(aiotoggles.ToggleSet):
@@ -207,7 +207,7 @@ def test_an_expired_page_lists_the_resource_again_in_one_response(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     listing = PagedListing()
-    monkeypatch.setattr(kopf_fixes, "_paged_fetch_objs", listing)
+    monkeypatch.setattr(kopf_adapter, "_paged_fetch_objs", listing)
     monkeypatch.setattr(fetching, "fetch_objs", fetching.fetch_objs)  # restored after
     assert apply_kopf_fixes()
     # The first page as it came, then everything from one newer, unexpiring response: the
@@ -218,7 +218,7 @@ def test_an_expired_page_lists_the_resource_again_in_one_response(
 
 def test_other_listing_errors_are_kopfs_to_handle(monkeypatch: pytest.MonkeyPatch) -> None:
     listing = PagedListing(error_status=403)
-    monkeypatch.setattr(kopf_fixes, "_paged_fetch_objs", listing)
+    monkeypatch.setattr(kopf_adapter, "_paged_fetch_objs", listing)
     monkeypatch.setattr(fetching, "fetch_objs", fetching.fetch_objs)
     assert apply_kopf_fixes()
     with pytest.raises(errors.APIClientError):
@@ -243,7 +243,7 @@ def test_kopf_lists_in_pages_only_with_the_fallback_installed(
     from exposedapp.handlers import KOPF_LIST_PAGE_SIZE, configure
 
     monkeypatch.delenv("EXPOSEDAPP_PEERING", raising=False)
-    monkeypatch.setattr(fetching, "fetch_objs", kopf_fixes._paged_fetch_objs)  # kopf's own
+    monkeypatch.setattr(fetching, "fetch_objs", kopf_adapter._paged_fetch_objs)  # kopf's own
     unfixed = kopf.OperatorSettings()
     configure(unfixed)
     assert unfixed.watching.chunk_size is None
@@ -259,10 +259,8 @@ def test_kopf_still_marks_its_operator_indexed_set_as_readiness_relies_on() -> N
     from kopf._cogs.aiokits import aiotoggles
     from kopf._core.reactor import orchestration
 
-    from exposedapp import kopf_fixes
-
     source = inspect.getsource(orchestration)
-    assert f'operator_indexed.make_toggle(name="{kopf_fixes._INDEXED_BLOCKER}")' in source
+    assert f'operator_indexed.make_toggle(name="{kopf_adapter._INDEXED_BLOCKER}")' in source
     assert hasattr(aiotoggles.ToggleSet, "wait_for")
 
 
@@ -272,7 +270,7 @@ def test_kopf_still_marks_its_operator_paused_set_as_peering_pauses_rely_on() ->
     from kopf._core.reactor import orchestration
 
     source = inspect.getsource(orchestration)
-    assert f"operator_paused.make_toggle(name='{kopf_fixes._PAUSED_FIRST}')" in source
+    assert f"operator_paused.make_toggle(name='{kopf_adapter._PAUSED_FIRST}')" in source
 
 
 def test_pauses_and_resumes_follow_kopfs_paused_set(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -281,14 +279,14 @@ def test_pauses_and_resumes_follow_kopfs_paused_set(monkeypatch: pytest.MonkeyPa
     from kopf._cogs.aiokits import aiotoggles
 
     apply_kopf_fixes()
-    monkeypatch.setattr(kopf_fixes, "_sets", {})
+    monkeypatch.setattr(kopf_adapter, "_sets", {})
     seen: list[str] = []
 
     async def scenario() -> None:
         paused = aiotoggles.ToggleSet(any)
-        missing = await paused.make_toggle(True, name=kopf_fixes._PAUSED_FIRST)
+        missing = await paused.make_toggle(True, name=kopf_adapter._PAUSED_FIRST)
         follower = asyncio.create_task(
-            kopf_fixes.follow_pauses(lambda: seen.append("pause"), lambda: seen.append("resume"))
+            kopf_adapter.follow_pauses(lambda: seen.append("pause"), lambda: seen.append("resume"))
         )
         for wanted, then in ((["pause"], False), (["pause", "resume"], True)):
             while seen != wanted:

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from exposedapp.apply import Answer, TransientError, execute
-from exposedapp.desired import AppRef
-from exposedapp.labels import APP_LABEL
-from exposedapp.plan import Action, Plan
+from exposedapp.domain.desired import AppRef
+from exposedapp.domain.labels import APP_LABEL
+from exposedapp.domain.plan import Action, Plan
+from exposedapp.runtime.client import Answer
+from exposedapp.runtime.executor import TransientError, execute
 
 APP = AppRef(namespace="shop", name="web", uid="uid-web")
 CREATED = Answer(201, "Created", "", {})

@@ -4,7 +4,7 @@ The model (model.py) validates and defaults a spec by walking SPEC_SCHEMA, so bo
 enums, patterns and defaults cannot drift between the apiserver and the operator.
 crds/exposedapp.dev_exposedapps.yaml is generated from crd():
 
-    python -m exposedapp.crd > crds/exposedapp.dev_exposedapps.yaml
+    exposedapp crd > crds/exposedapp.dev_exposedapps.yaml   (what `make crd` runs)
 
 and a unit test fails when the file is stale. The CEL rules (x-kubernetes-validations)
 say what a schema alone cannot; each has a Python twin in model.py, so `exposedapp render`
@@ -1551,8 +1551,8 @@ _Dumper.add_representer(str, _str_presenter)
 def crd_yaml() -> str:
     """The CRD as the YAML document in crds/."""
     header = (
-        "# Generated from operator/exposedapp/crd.py: do not edit.\n"
-        "# Regenerate: python -m exposedapp.crd > crds/exposedapp.dev_exposedapps.yaml\n"
+        "# Generated from operator/exposedapp/domain/crd.py: do not edit.\n"
+        "# Regenerate: make crd (exposedapp crd > crds/exposedapp.dev_exposedapps.yaml)\n"
     )
     body = yaml.dump(crd(), Dumper=_Dumper, sort_keys=False, width=100)
     return header + body

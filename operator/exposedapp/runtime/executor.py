@@ -1,0 +1,191 @@
+"""Carry out a Plan through the API client: Pod creates and deletes, Service writes.
+
+Refusals that a person must fix (quota, Pod Security, validation, RBAC) come back as
+Problems for the Degraded condition; transient trouble (conflicts, throttling, a server
+that is away) is raised as TransientError so the work queue retries with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..domain.desired import AppRef
+from ..domain.labels import APP_LABEL
+from ..domain.objects import controlled_by, controller_name, labels_of
+from ..domain.plan import Action, Plan, ServiceConflict
+from ..domain.status import Problem
+from .client import Answer, KubeApi, is_transient
+
+__all__ = ["ApplyResult", "TransientError", "check_service_owner", "execute"]
+
+logger = logging.getLogger(__name__)
+
+
+class TransientError(RuntimeError):
+    """Worth retrying soon: a conflict, throttling, a timeout, a server error.
+
+    `partial` is what did land before the error (execute() runs actions in parallel): the
+    caller must remember those creates and deletes, or its next run, on a cache that has
+    not seen them yet, would make them again under other names.
+    """
+
+    partial: ApplyResult | None = None
+
+
+@dataclass
+class ApplyResult:
+    done: list[Action] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    service: Mapping[str, Any] | None = None
+    created_pods: list[str] = field(default_factory=list)
+    deleted_pods: list[str] = field(default_factory=list)
+    foreign_names: list[str] = field(default_factory=list)  # our Pod names taken by others
+    # Our own Pods that lost our labels (edited by hand): invisible to our label-selected
+    # watch, so never counted again, but they still hold their names.
+    hidden_names: list[str] = field(default_factory=list)
+
+
+def _problem(answer: Answer, what: str) -> Problem:
+    message = f"{what}: {answer.message}"
+    if answer.code == 403 and "exceeded quota" in answer.message:
+        return Problem("QuotaExceeded", message)
+    if answer.code == 403 and "PodSecurity" in answer.message:
+        return Problem("PodSecurityRejected", message)
+    if "ValidatingAdmissionPolicy" in answer.message or "admission webhook" in answer.message:
+        return Problem("AdmissionRefused", message)  # a cluster policy, not our spec
+    if answer.code == 403:
+        return Problem("Forbidden", message)
+    if answer.code == 422:
+        return Problem("Invalid", message)
+    return Problem("Refused", message)
+
+
+def check_service_owner(
+    client: KubeApi, app: AppRef, name: str
+) -> tuple[Mapping[str, Any] | None, ServiceConflict | None]:
+    """When our cache has no Service of ours: is there one, and whose is it?"""
+    answer = client.get("services", app.namespace, name)
+    if answer.code == 404:
+        return None, None
+    if is_transient(answer):
+        raise TransientError(f"reading Service {name}: {answer.code} {answer.message}")
+    if not answer.ok:  # refused (403): whose it is stays unknown, so it is not written
+        return None, ServiceConflict(name, "", f"{answer.code} {answer.reason}: {answer.message}")
+    if controlled_by(answer.body, app.uid):
+        return answer.body, None
+    return None, ServiceConflict(name, controller_name(answer.body))
+
+
+def _landed(answer: Answer, result: ApplyResult, what: str) -> bool:
+    """True if the write landed; a refusal becomes a problem, trouble a TransientError."""
+    if answer.ok:
+        return True
+    if is_transient(answer):
+        raise TransientError(f"{what}: {answer.code} {answer.message}")
+    result.problems.append(_problem(answer, what))
+    return False
+
+
+async def _create_pod(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> bool:
+    assert action.body is not None
+    answer = await asyncio.to_thread(client.create_pod, action.body)
+    if answer.code == 409 and answer.reason == "AlreadyExists":
+        # A stale cache: the Pod exists. Never a duplicate; but is it ours?
+        existing = await asyncio.to_thread(client.get, "pods", app.namespace, action.name)
+        if existing.ok and not controlled_by(existing.body, app.uid):
+            result.foreign_names.append(action.name)
+        elif existing.ok and labels_of(existing.body).get(APP_LABEL) != app.name:
+            result.hidden_names.append(action.name)
+        return False
+    if not _landed(answer, result, f"creating Pod {action.name}"):
+        return False
+    result.created_pods.append(action.name)
+    return True
+
+
+async def _delete_pod(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> bool:
+    answer = await asyncio.to_thread(client.delete, "pods", app.namespace, action.name, action.uid)
+    if answer.code in (404, 409):  # already gone, or a successor with that name
+        return False
+    if not _landed(answer, result, f"deleting Pod {action.name}"):
+        return False
+    result.deleted_pods.append(action.name)
+    return True
+
+
+async def _write_service(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> bool:
+    assert action.body is not None
+    if action.kind == "recreate_service":
+        gone = await asyncio.to_thread(
+            client.delete, "services", app.namespace, action.name, action.uid
+        )
+        if gone.code != 404 and not _landed(gone, result, f"deleting Service {action.name}"):
+            return False
+    if action.kind == "replace_service":
+        answer = await asyncio.to_thread(client.replace_service, action.body)
+        what = f"repairing Service {action.name}"
+    else:
+        answer = await asyncio.to_thread(client.apply_service, action.body)
+        what = f"applying Service {action.name}"
+    if not _landed(answer, result, what):
+        return False
+    result.service = answer.body
+    return True
+
+
+_WRITERS = {
+    "create_pod": _create_pod,
+    "delete_pod": _delete_pod,
+    "apply_service": _write_service,
+    "replace_service": _write_service,
+    "recreate_service": _write_service,
+}
+
+
+async def _run(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> None:
+    if not await _WRITERS[action.kind](client, action, app, result):
+        return
+    result.done.append(action)
+    logger.info(
+        "%s",
+        action.reason[:1].upper() + action.reason[1:],
+        extra={"app": f"{app.namespace}/{app.name}", "action": action.kind},
+    )
+
+
+async def execute(client: KubeApi, app: AppRef, plan: Plan, parallel: int = 16) -> ApplyResult:
+    """Carry out every action, in parallel within two phases: Pod deletes, then the rest.
+
+    A plan may create Pods in the room that its own deletes make (a rolling update replaces
+    as it removes). Those creates wait for the deletes, and are skipped if any delete was
+    refused: run together, a refused or slower delete would leave more Pods than maxSurge
+    allows.
+    """
+    result = ApplyResult()
+    gate = asyncio.Semaphore(parallel)
+
+    async def bounded(action: Action) -> None:
+        async with gate:
+            await _run(client, action, app, result)
+
+    async def run_all(actions: Sequence[Action]) -> None:
+        outcomes = await asyncio.gather(*(bounded(a) for a in actions), return_exceptions=True)
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        if errors:
+            if isinstance(errors[0], TransientError):
+                errors[0].partial = result
+            raise errors[0]
+
+    deletes = [a for a in plan.actions if a.kind == "delete_pod"]
+    rest = [a for a in plan.actions if a.kind != "delete_pod"]
+    await run_all(deletes)
+    if result.problems:
+        # A delete was refused: the room it was to make is not there. The next reconcile
+        # plans again from what exists.
+        rest = [a for a in rest if a.kind != "create_pod"]
+    await run_all(rest)
+    return result
