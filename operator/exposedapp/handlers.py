@@ -37,8 +37,9 @@ from .domain.labels import (
     VERSION,
 )
 from .domain.podhealth import trim_pod_status
-from .reconcile import AppKey, Observed, Reconciler
+from .reconcile import Reconciler
 from .runtime import metrics
+from .runtime.cache import LISTS, AppKey, Cache
 from .runtime.client import ApiClient, TokenFile, token_file_of
 from .runtime.kopf_adapter import (
     follow_pauses,
@@ -71,14 +72,10 @@ class Runtime:
     service_creates: WorkQueue[AppKey] | None = None  # new Services: slow, so on their own
     reconciler: Reconciler | None = None
     resync: asyncio.Task[None] | None = None
-    indexes: Mapping[str, Any] = {}
+    cache: Cache | None = None  # kopf's indexes, and the tombstones of what they keep
     paused = False  # kopf peering: another replica is active
     metrics_server: ThreadingHTTPServer | None = None
     client: ApiClient | None = None
-    # kopf re-lists after a watch expires (410 Gone) but never drops what was deleted
-    # while the watch was down: its indexes keep those objects for ever. Their UIDs, once
-    # an authoritative LIST has shown them gone, are hidden from the reconciler here.
-    ghosts: set[str] = set()
     relisted: asyncio.Event | None = None
     sweeper: asyncio.Task[None] | None = None
     trimmer: asyncio.Task[None] | None = None
@@ -232,8 +229,8 @@ def _paused() -> None:
 def _resumed() -> None:
     # Events missed while paused are not replayed: every app is looked at again.
     runtime.paused = False
-    if runtime.queue is not None and runtime.indexes:
-        for key in list(runtime.indexes["apps_index"]):
+    if runtime.queue is not None and runtime.cache is not None:
+        for key in runtime.cache.app_keys():
             runtime.queue.enqueue(key)
     logger.info("Resumed: every app queued again")
 
@@ -285,56 +282,6 @@ async def slice_changed(
     _enqueue(_app_of(namespace, labels, body), type)
 
 
-# index -> (API version, plural, label selector) of the authoritative LISTs.
-_LISTS = {
-    "apps_index": (f"{GROUP}/{VERSION}", PLURAL, None),
-    "pods_index": ("v1", "pods", APP_LABEL),
-    "services_index": ("v1", "services", APP_LABEL),
-    "slices_index": ("discovery.k8s.io/v1", "endpointslices", APP_LABEL),
-}
-
-
-def _uid(value: Mapping[str, Any]) -> str | None:
-    uid = (value.get("metadata") or {}).get("uid")
-    return str(uid) if uid else None
-
-
-async def sweep_ghosts(client: ApiClient, queue: WorkQueue[AppKey]) -> int:
-    """Find what the indexes hold but the API no longer has; hide it; requeue its apps.
-
-    Right at any moment: whatever the indexes held before the LIST existed before it, so
-    if the LIST (a consistent read) lacks it, it has been deleted since.
-    """
-    found = 0
-    held_anywhere: set[str] = set()
-    for index_name, (version, plural, selector) in _LISTS.items():
-        index = runtime.indexes[index_name]
-        held: dict[str, AppKey] = {}
-        for key in list(index):
-            for value in list(index[key]) if key in index else ():
-                if uid := _uid(value):
-                    held[uid] = key
-        held_anywhere |= set(held)
-        for namespace in sorted({key[0] for key in held.values()}):
-            listed = await asyncio.to_thread(client.list_uids, version, plural, namespace, selector)
-            if listed is None:
-                continue  # unknown this time; the next sweep looks again
-            for uid, key in held.items():
-                if key[0] == namespace and uid not in listed and uid not in runtime.ghosts:
-                    runtime.ghosts.add(uid)
-                    found += 1
-                    logger.warning(
-                        "Dropped %s %s of %s/%s from the cache: deleted, and not (yet) "
-                        "through the watch (it was down, or lags)",
-                        plural,
-                        uid,
-                        *key,
-                    )
-                    queue.enqueue(key)
-    runtime.ghosts &= held_anywhere  # kopf let go of them too
-    return found
-
-
 async def _sweep_after_relists(client: ApiClient, queue: WorkQueue[AppKey]) -> None:
     assert runtime.relisted is not None
     while True:
@@ -349,7 +296,8 @@ async def _sweep_after_relists(client: ApiClient, queue: WorkQueue[AppKey]) -> N
 
 async def _sweep_logged(client: ApiClient, queue: WorkQueue[AppKey]) -> None:
     try:
-        await sweep_ghosts(client, queue)
+        assert runtime.cache is not None
+        await runtime.cache.sweep(client, queue.enqueue)
     except Exception:  # the next re-list or resync looks again
         logger.exception("Could not look for objects deleted while a watch was down")
 
@@ -378,32 +326,16 @@ async def _trim_after_bursts(queue: WorkQueue[AppKey], every: float = 10.0) -> N
             await asyncio.to_thread(_return_freed_memory)
 
 
-def _observe(key: AppKey) -> Observed:
-    indexes = runtime.indexes
-
-    def values(index_name: str) -> tuple[Any, ...]:
-        index = indexes[index_name]
-        found = tuple(index[key]) if key in index else ()
-        return tuple(v for v in found if _uid(v) not in runtime.ghosts)
-
-    apps = values("apps_index")
-    return Observed(
-        app=apps[0] if apps else None,
-        pods=values("pods_index"),
-        services=values("services_index"),
-        slices=values("slices_index"),
-    )
-
-
 async def _resync_forever(queue: WorkQueue[AppKey]) -> None:
     # The safety net of a level-triggered controller: a missed event is healed here.
     while True:
         await asyncio.sleep(RESYNC_SECONDS)
         if runtime.paused:
             continue
-        if runtime.client is not None:
-            await _sweep_logged(runtime.client, queue)
-        for key in list(runtime.indexes["apps_index"]):
+        assert runtime.cache is not None
+        assert runtime.client is not None
+        await _sweep_logged(runtime.client, queue)
+        for key in runtime.cache.app_keys():
             queue.enqueue(key)
 
 
@@ -425,10 +357,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     configure(settings)
-    runtime.indexes = {
-        name: kwargs[name]
-        for name in ("apps_index", "pods_index", "services_index", "slices_index")
-    }
+    runtime.cache = Cache({name: kwargs[name] for name in LISTS})
     # The API calls run in threads (pykube-ng is synchronous): enough of them that the
     # workers' creates and deletes go out in parallel, as many as there are connections.
     asyncio.get_running_loop().set_default_executor(
@@ -441,7 +370,7 @@ async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     runtime.service_creates = WorkQueue(_create_service_unless_paused, workers=API_THREADS)
     runtime.reconciler = Reconciler(
         runtime.client,
-        _observe,
+        runtime.cache.observe,
         wake=runtime.queue.enqueue,
         queue_service_create=runtime.service_creates.enqueue,
     )
@@ -470,7 +399,8 @@ async def _first_resync(queue: WorkQueue[AppKey]) -> None:
     except Exception:
         logger.exception("Could not learn when kopf had indexed everything; never ready")
         raise
-    apps = list(runtime.indexes["apps_index"])
+    assert runtime.cache is not None
+    apps = runtime.cache.app_keys()
     for key in apps:
         queue.enqueue(key)
     runtime.queued_at_start = len(apps)

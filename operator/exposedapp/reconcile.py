@@ -36,6 +36,7 @@ from .domain.status import (
     progress_interval,
     summarise,
 )
+from .runtime.cache import AppKey, Observed
 from .runtime.client import KubeApi, is_transient
 from .runtime.executor import ApplyResult, TransientError, check_service_owner, execute
 from .runtime.metrics import RECONCILE_SECONDS, RECONCILES
@@ -45,7 +46,6 @@ from .runtime.workqueue import Backoff, Outcome
 __all__ = ["AppKey", "Observed", "Reconciler"]
 
 logger = logging.getLogger(__name__)
-AppKey = tuple[str, str]  # (namespace, name)
 EXPECTATION_TIMEOUT = 30.0
 PROBLEM_BACKOFF = Backoff(initial=2.0, maximum=60.0)
 PARTIAL_REQUEUE_SECONDS = 1.0
@@ -54,16 +54,6 @@ STATUS_DEBOUNCE = float(os.environ.get("EXPOSEDAPP_STATUS_DEBOUNCE_SECONDS", "1.
 PROGRESS_WRITES_PER_SECOND = float(
     os.environ.get("EXPOSEDAPP_STATUS_PROGRESS_WRITES_PER_SECOND", "5")
 )
-
-
-@dataclass(frozen=True)
-class Observed:
-    """What the indexes hold for one app at the start of a reconcile."""
-
-    app: Mapping[str, Any] | None
-    pods: tuple[Mapping[str, Any], ...] = ()
-    services: tuple[Mapping[str, Any], ...] = ()
-    slices: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass

@@ -8,14 +8,11 @@ against a real apiserver whose watches expire (tests/e2e/test_faults.py, scenari
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
-from exposedapp import handlers
-from exposedapp.runtime.workqueue import WorkQueue
-
-AppKey = tuple[str, str]
+from exposedapp.runtime.cache import AppKey, Cache
 
 
 def obj(uid: str) -> dict[str, Any]:
@@ -45,21 +42,23 @@ class Recorder:
 
 
 @pytest.fixture
-def indexes(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[AppKey, list[Any]]]:
+def indexes() -> dict[str, dict[AppKey, list[Any]]]:
     held: dict[str, dict[AppKey, list[Any]]] = {
         "apps_index": {("shop", "web"): [obj("app-web")], ("shop", "gone"): [obj("app-gone")]},
         "pods_index": {("shop", "web"): [obj("pod-1"), obj("pod-2")]},
         "services_index": {("shop", "web"): [obj("svc-web")]},
         "slices_index": {("shop", "web"): [obj("slice-web")]},
     }
-    monkeypatch.setattr(handlers.runtime, "indexes", held)
-    monkeypatch.setattr(handlers.runtime, "ghosts", set())
     return held
 
 
-def sweep(listing: Listing, queue: Recorder) -> int:
-    client = listing
-    return asyncio.run(handlers.sweep_ghosts(client, cast(WorkQueue[AppKey], queue)))
+@pytest.fixture
+def cache(indexes: dict[str, dict[AppKey, list[Any]]]) -> Cache:
+    return Cache(indexes)
+
+
+def sweep(cache: Cache, listing: Listing, queue: Recorder) -> int:
+    return asyncio.run(cache.sweep(listing, queue.enqueue))
 
 
 EVERYTHING_LISTED: dict[tuple[str, str], set[str] | None] = {
@@ -70,39 +69,41 @@ EVERYTHING_LISTED: dict[tuple[str, str], set[str] | None] = {
 }
 
 
-def test_nothing_is_hidden_when_the_list_agrees_with_the_indexes(indexes: Any) -> None:
+def test_nothing_is_hidden_when_the_list_agrees_with_the_indexes(cache: Cache) -> None:
     queue = Recorder()
-    assert sweep(Listing(EVERYTHING_LISTED), queue) == 0
+    assert sweep(cache, Listing(EVERYTHING_LISTED), queue) == 0
     assert queue.keys == []
-    assert handlers._observe(("shop", "web")).pods == (obj("pod-1"), obj("pod-2"))
+    assert cache.observe(("shop", "web")).pods == (obj("pod-1"), obj("pod-2"))
 
 
 def test_what_the_list_lacks_is_hidden_from_the_reconciler_and_its_app_requeued(
-    indexes: Any,
+    cache: Cache,
 ) -> None:
     listing = Listing(
         EVERYTHING_LISTED | {("exposedapps", "shop"): {"app-web"}, ("pods", "shop"): {"pod-2"}}
     )
     queue = Recorder()
-    assert sweep(listing, queue) == 2
+    assert sweep(cache, listing, queue) == 2
     assert sorted(queue.keys) == [("shop", "gone"), ("shop", "web")]
-    assert handlers._observe(("shop", "web")).pods == (obj("pod-2"),)
-    assert handlers._observe(("shop", "gone")).app is None
+    assert cache.observe(("shop", "web")).pods == (obj("pod-2"),)
+    assert cache.observe(("shop", "gone")).app is None
     # Children are listed with our label selector, apps without one.
     assert ("pods", "shop", "exposedapp.dev/app") in listing.asked
     assert ("exposedapps", "shop", None) in listing.asked
 
 
-def test_a_failed_list_hides_nothing(indexes: Any) -> None:
+def test_a_failed_list_hides_nothing(cache: Cache) -> None:
     queue = Recorder()
-    assert sweep(Listing(EVERYTHING_LISTED | {("pods", "shop"): None}), queue) == 0
-    assert len(handlers._observe(("shop", "web")).pods) == 2
+    assert sweep(cache, Listing(EVERYTHING_LISTED | {("pods", "shop"): None}), queue) == 0
+    assert len(cache.observe(("shop", "web")).pods) == 2
 
 
-def test_a_ghost_is_forgotten_once_kopf_drops_it_too(indexes: Any) -> None:
+def test_a_ghost_is_forgotten_once_kopf_drops_it_too(
+    cache: Cache, indexes: dict[str, dict[AppKey, list[Any]]]
+) -> None:
     listing = Listing(EVERYTHING_LISTED | {("pods", "shop"): {"pod-2"}})
-    sweep(listing, Recorder())
-    assert handlers.runtime.ghosts == {"pod-1"}
+    sweep(cache, listing, Recorder())
+    assert cache.tombstones == {"pod-1"}
     indexes["pods_index"][("shop", "web")] = [obj("pod-2")]  # the DELETED event arrived
-    sweep(listing, Recorder())
-    assert handlers.runtime.ghosts == set()
+    sweep(cache, listing, Recorder())
+    assert cache.tombstones == set()
