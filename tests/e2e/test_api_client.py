@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from exposedapp import apply
+from exposedapp.runtime import client as operator_client
 from exposedapp.runtime.client import ApiClient
 from exposedapp.runtime.metrics import REGISTRY
 from kubetest.cluster import ClusterHandle
@@ -32,7 +32,7 @@ def test_list_uids_pages_through_one_consistent_list(
     assert len(expected) == 7
 
     monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
-    monkeypatch.setattr(apply, "METADATA_LIST_PAGE_SIZE", 3)
+    monkeypatch.setattr(operator_client, "METADATA_LIST_PAGE_SIZE", 3)
     api = ApiClient.from_env(connections=1)
 
     def gets() -> float:
