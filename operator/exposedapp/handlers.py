@@ -383,7 +383,7 @@ async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     )
     runtime.trimmer = asyncio.create_task(_trim_after_bursts(runtime.queue), name="trimmer")
     reconciler = runtime.reconciler
-    metrics.set_condition_source(reconciler.condition_counts)
+    metrics.set_condition_source(reconciler.status.condition_counts)
     runtime.first_resync = asyncio.create_task(_first_resync(runtime.queue), name="first-resync")
     if not settings.peering.standalone:
         runtime.pauses = asyncio.create_task(follow_pauses(_paused, _resumed), name="pauses")

@@ -22,25 +22,21 @@ from typing import Any
 from .domain.desired import AppRef, DesiredState, build_desired
 from .domain.labels import APP_LABEL
 from .domain.model import SpecError, parse_spec, validate_name
-from .domain.objects import controlled_by, merge_patch, owned_keys, summarise_done
+from .domain.objects import controlled_by, owned_keys, summarise_done
 from .domain.plan import Action, ObservedPod, Plan, ServiceConflict, observe_pod, plan
 from .domain.podhealth import explain
 from .domain.rollout import rollout_target
 from .domain.status import (
     Problem,
-    conditions_equal,
-    decide_status_write,
     describe_problems,
-    merge_conditions,
-    minimal_status,
-    progress_interval,
     summarise,
 )
 from .runtime.cache import AppKey, Observed
-from .runtime.client import KubeApi, is_transient
+from .runtime.client import KubeApi
 from .runtime.executor import ApplyResult, TransientError, check_service_owner, execute
 from .runtime.metrics import RECONCILE_SECONDS, RECONCILES
 from .runtime.recorder import EventRecorder
+from .runtime.status_writer import StatusWriter
 from .runtime.workqueue import Backoff, Outcome
 
 __all__ = ["AppKey", "Observed", "Reconciler"]
@@ -120,10 +116,6 @@ class _Memory:
     uid: str = ""
     expectations: _Expectations = field(default_factory=_Expectations)
     problem_events: tuple[str, ...] = ()  # reasons of the problems an event has told
-    # The status the apiserver refused for good (as JSON) and why: while the same status
-    # is wanted, the minimal one stands in for it.
-    status_refused: str | None = None
-    status_refusal: tuple[str, str] = ("StatusRefused", "")
     problem_runs: int = 0
     # Causes (reason, container) of Pods not running that an event has told already,
     # forgotten once every Pod serves again.
@@ -133,10 +125,6 @@ class _Memory:
     # the watch delivers our write, the index still shows that older version.
     service_written: Mapping[str, Any] | None = None
     service_seen_before: str | None = None
-    # When status was last written (or the app first seen), by the reconciler's monotonic
-    # clock: progress writes are coalesced.
-    status_written_at: float = 0.0
-    status_retry: float | None = None
     # A new Service queued for creation (see Reconciler.create_service), and what
     # reconciles did meanwhile: reported in one event once the Service is there.
     service_creating: bool = False
@@ -193,10 +181,16 @@ class Reconciler:
         self.wake = wake
         self.queue_service_create = queue_service_create
         self.memory: dict[AppKey, _Memory] = {}
-        self.conditions: dict[AppKey, tuple[tuple[str, str], ...]] = {}
-        self.progressing: set[AppKey] = set()  # apps whose Progressing condition is True
         self._event_tasks: set[asyncio.Task[None]] = set()
         self.recorder = EventRecorder(client, clock)
+        self.status = StatusWriter(
+            client,
+            clock=clock,
+            monotonic=monotonic,
+            warn=lambda ref, reason, message: self._event(ref, "Warning", reason, message),
+            minimum_interval=STATUS_DEBOUNCE,
+            writes_per_second=PROGRESS_WRITES_PER_SECOND,
+        )
 
     async def __call__(self, key: AppKey) -> Outcome:
         started = time.monotonic()
@@ -207,14 +201,6 @@ class Reconciler:
         finally:
             RECONCILES.labels(result=result).inc()
             RECONCILE_SECONDS.observe(time.monotonic() - started)
-
-    def condition_counts(self) -> dict[tuple[str, str], int]:
-        """Apps by (condition, status), for the metrics endpoint."""
-        counts: dict[tuple[str, str], int] = {}
-        for conditions in list(self.conditions.values()):
-            for pair in conditions:
-                counts[pair] = counts.get(pair, 0) + 1
-        return counts
 
     async def _reconcile(self, key: AppKey) -> tuple[Outcome, str]:
         """Snapshot, gate, plan, execute, record, status: one pass for one app."""
@@ -265,7 +251,7 @@ class Reconciler:
             len(problems),
             "written" if wrote_status else "unchanged",
         )
-        if key not in self.progressing:
+        if key not in self.status.progressing:
             memory.built = None  # settled: rebuilt if the spec or the Pods move again
         label = "problem" if problems else ("changed" if result.done or wrote_status else "synced")
         return self._outcome(the_plan, problems, memory), label
@@ -296,17 +282,14 @@ class Reconciler:
         if app is None or metadata.get("deletionTimestamp"):
             # Gone, or going: the garbage collector removes the children (ownerReferences).
             self._forget(key)
-            self.conditions.pop(key, None)
-            self.progressing.discard(key)
             return None
         memory = self.memory.get(key)
         if memory is None or memory.uid != metadata["uid"]:
             # A new app, or one deleted and created again under the same name before a
             # reconcile saw the gap: nothing of its predecessor's applies to it.
             self._forget(key)
-            memory = self.memory[key] = _Memory(
-                uid=metadata["uid"], status_written_at=self.monotonic()
-            )
+            memory = self.memory[key] = _Memory(uid=metadata["uid"])
+            self.status.seen(memory.uid)
         ref = AppRef(key[0], key[1], metadata["uid"])
         services = [
             s
@@ -416,7 +399,7 @@ class Reconciler:
             result.problems[:0] = collected.problems if collected else []
             memory.done_meanwhile = []
             for reason, message in summarise_done(result.done):
-                await self._event(snap.ref, "Normal", reason, message)
+                self._event(snap.ref, "Normal", reason, message)
         problems = list(result.problems)
         if conflict is not None:
             reason = "ServiceUnreadable" if conflict.unreadable else "ServiceConflict"
@@ -503,7 +486,8 @@ class Reconciler:
             memory.problem_runs += 1
             return Outcome(requeue_after=PROBLEM_BACKOFF.delay(memory.problem_runs))
         memory.problem_runs = 0
-        waits = [t for t in (the_plan.requeue_after, memory.status_retry) if t is not None]
+        status_due = self.status.retry_after(memory.uid)
+        waits = [t for t in (the_plan.requeue_after, status_due) if t is not None]
         return Outcome(requeue_after=min(waits) if waits else None)
 
     async def _report(
@@ -530,99 +514,24 @@ class Reconciler:
             problems=problems,
             now=self.clock(),
         )
-        key = (ref.namespace, ref.name)
-        self.conditions[key] = tuple((c["type"], c["status"]) for c in wanted["conditions"])
-        if ("Progressing", "True") in self.conditions[key]:
-            self.progressing.add(key)
-        else:
-            self.progressing.discard(key)
-        wanted["conditions"] = merge_conditions(
-            wanted["conditions"],
-            current.get("conditions") or [],
-            self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-        written = False
-        decision = decide_status_write(
-            current,
-            wanted,
-            acted=acted,
-            seconds_since_write=self.monotonic() - memory.status_written_at,
-            debounce=progress_interval(
-                len(self.progressing),
-                minimum=STATUS_DEBOUNCE,
-                writes_per_second=PROGRESS_WRITES_PER_SECOND,
-            ),
-        )
-        memory.status_retry = decision.retry_after
-        if decision.now:
-            written = await self._write_status(ref, current, wanted, memory)
-        await self._tell_problems(ref, problems, memory)
-        await self._tell_pod_problems(ref, pods, memory)
+        written = await self.status.write(ref, current, wanted, acted=acted)
+        self._tell_problems(ref, problems, memory)
+        self._tell_pod_problems(ref, pods, memory)
         return written
 
-    async def _write_status(
-        self, ref: AppRef, current: Mapping[str, Any], wanted: dict[str, Any], memory: _Memory
-    ) -> bool:
-        """Write ``wanted``; if the apiserver refuses it for good, a minimal truthful status.
-
-        Returns True if a status was written, False if the app is gone. A transient
-        failure raises TransientError (the work queue retries with backoff).
-        """
-        timeless = {
-            **wanted,
-            "conditions": [
-                {k: v for k, v in c.items() if k != "lastTransitionTime"}
-                for c in wanted.get("conditions") or []
-            ],
-        }
-        fingerprint = json.dumps(timeless, sort_keys=True)
-        if memory.status_refused != fingerprint:
-            answer = await asyncio.to_thread(
-                self.client.patch_status, ref, merge_patch(current, wanted)
-            )
-            if answer.code == 404:
-                return False  # deleted meanwhile
-            if answer.ok:
-                memory.status_refused = None
-                memory.status_written_at = self.monotonic()
-                return True
-            if is_transient(answer):
-                raise TransientError(f"writing status: {answer.code} {answer.message}")
-            memory.status_refused = fingerprint
-            memory.status_refusal = (f"Status{answer.reason or 'Refused'}", answer.message)
-            reason, message = memory.status_refusal
-            await self._event(ref, "Warning", reason, f"the status could not be written: {message}")
-            logger.warning("Status of %s/%s refused: %s", ref.namespace, ref.name, message)
-        reason, message = memory.status_refusal
-        fallback = minimal_status(wanted, reason, message)
-        fallback["conditions"] = merge_conditions(
-            fallback["conditions"],
-            current.get("conditions") or [],
-            self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-        if conditions_equal(current, fallback):
-            return False
-        answer = await asyncio.to_thread(
-            self.client.patch_status, ref, merge_patch(current, fallback)
-        )
-        if not answer.ok and answer.code != 404:
-            raise TransientError(f"writing the minimal status: {answer.code} {answer.message}")
-        memory.status_written_at = self.monotonic()
-        return answer.ok
-
-    async def _tell_problems(self, ref: AppRef, problems: list[Problem], memory: _Memory) -> None:
+    def _tell_problems(self, ref: AppRef, problems: list[Problem], memory: _Memory) -> None:
         """One Event per kind of problem; each reconcile that meets it again (a retry, with
         backoff) counts on that Event instead of posting another."""
         reasons = tuple(dict.fromkeys(p.reason for p in problems))
         for reason in reasons:
             group = [p for p in problems if p.reason == reason]
             message = describe_problems(group)
-            await self._event(ref, "Warning", reason, message)
+            self._event(ref, "Warning", reason, message)
             if reason not in memory.problem_events:
                 logger.warning("Degraded %s/%s: %s", ref.namespace, ref.name, message)
         memory.problem_events = reasons
 
-    async def _tell_pod_problems(self, ref: AppRef, pods: list[Any], memory: _Memory) -> None:
+    def _tell_pod_problems(self, ref: AppRef, pods: list[Any], memory: _Memory) -> None:
         """One Warning event per new cause of Pods not running (the kubelet's reason)."""
         now = self.clock()
         current = [
@@ -636,7 +545,7 @@ class Reconciler:
         for cause in sorted(causes - memory.pod_causes):
             why = explain([p for p in current if p.cause == cause], now)
             assert why is not None
-            await self._event(ref, "Warning", *why)
+            self._event(ref, "Warning", *why)
         live = [pod for pod in pods if not pod.deleting]
         # A crash loop alternates causes (Error, CrashLoopBackOff): each is told once,
         # until every Pod serves again.
@@ -645,10 +554,11 @@ class Reconciler:
 
     def _forget(self, key: AppKey) -> None:
         memory = self.memory.pop(key, None)
+        self.status.forget(key, memory.uid if memory else None)
         if memory is not None:
             self.recorder.forget(memory.uid)
 
-    async def _event(self, ref: AppRef, kind: str, reason: str, message: str) -> None:
+    def _event(self, ref: AppRef, kind: str, reason: str, message: str) -> None:
         """Post an event in the background: events are for people, never on the hot path.
 
         Warnings go through the recorder (repeats counted on one Event); each Normal event

@@ -44,7 +44,7 @@ def _progress_written(apps: int) -> tuple[bool, float | None]:
         )
         for name in names:
             await reconciler(("shop", name))  # creates its Pods: not Ready, so Progressing
-        assert len(reconciler.progressing) == apps
+        assert len(reconciler.status.progressing) == apps
         await reconciler.create_service(("shop", names[0]))
         await reconciler(("shop", names[0]))  # collects the Service: acted, so no status yet
         now[0] += 1.5  # past the 1 s per-app minimum

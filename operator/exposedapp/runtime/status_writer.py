@@ -1,0 +1,183 @@
+"""Writes apps' status: when, and what, if the apiserver refuses it.
+
+When: a status that changes what people act on (a condition, a new generation) is written
+at once; progress alone (Pods turning ready one by one) at most once per interval per app,
+the interval growing with the number of apps progressing together so that all of them
+share one budget of writes per second (status.progress_interval). What: the status the
+domain summarised; if the apiserver refuses it for good (a 422: a field over its schema's
+bound, a webhook), a minimal truthful status (status.minimal_status) stands in for it
+while the same status is wanted, and a Warning event says why once.
+
+The writer owns, per app UID, when its status was last written and what was refused, and
+which apps progress now; nothing else keeps them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..domain.desired import AppRef
+from ..domain.objects import merge_patch
+from ..domain.status import (
+    conditions_equal,
+    decide_status_write,
+    merge_conditions,
+    minimal_status,
+    progress_interval,
+)
+from .cache import AppKey
+from .client import KubeApi, is_transient
+from .executor import TransientError
+
+__all__ = ["StatusWriter"]
+
+logger = logging.getLogger(__name__)
+Warn = Callable[[AppRef, str, str], None]  # (app, reason, message): a Warning event
+
+
+@dataclass
+class _Written:
+    at: float  # monotonic seconds: the last write, or when the app was first seen
+    refused: str | None = None  # the status refused for good (as JSON), while wanted
+    refusal: tuple[str, str] = ("StatusRefused", "")  # its reason and message
+    retry_after: float | None = None  # seconds until a held-back progress write is due
+
+
+class StatusWriter:
+    def __init__(
+        self,
+        client: KubeApi,
+        *,
+        clock: Callable[[], datetime.datetime],
+        monotonic: Callable[[], float],
+        warn: Warn,
+        minimum_interval: float,
+        writes_per_second: float,
+    ) -> None:
+        """``minimum_interval`` (seconds) between two progress writes of one app;
+        ``writes_per_second``: the progress writes of all apps together."""
+        self.client = client
+        self.clock = clock
+        self.monotonic = monotonic
+        self.warn = warn
+        self.minimum_interval = minimum_interval
+        self.writes_per_second = writes_per_second
+        self._apps: dict[str, _Written] = {}
+        self.conditions: dict[AppKey, tuple[tuple[str, str], ...]] = {}
+        self.progressing: set[AppKey] = set()  # apps whose Progressing condition is True
+
+    def seen(self, uid: str) -> None:
+        """An app first seen now: its first progress write waits the interval too."""
+        self._apps.setdefault(uid, _Written(at=self.monotonic()))
+
+    def forget(self, key: AppKey, uid: str | None) -> None:
+        self._apps.pop(uid or "", None)
+        self.conditions.pop(key, None)
+        self.progressing.discard(key)
+
+    def retry_after(self, uid: str) -> float | None:
+        """Seconds until this app's held-back progress write is due; None if none is."""
+        written = self._apps.get(uid)
+        return written.retry_after if written else None
+
+    def condition_counts(self) -> dict[tuple[str, str], int]:
+        """Apps by (condition, status), for the metrics endpoint."""
+        counts: dict[tuple[str, str], int] = {}
+        for conditions in list(self.conditions.values()):
+            for pair in conditions:
+                counts[pair] = counts.get(pair, 0) + 1
+        return counts
+
+    async def write(
+        self, ref: AppRef, current: Mapping[str, Any], wanted: dict[str, Any], *, acted: bool
+    ) -> bool:
+        """Write ``wanted`` over ``current`` now or later (see the module); True if written.
+
+        ``wanted`` is the summarised status, its conditions without transition times;
+        ``acted``: this reconcile changed something. Raises TransientError if the API failed.
+        """
+        key = (ref.namespace, ref.name)
+        self.seen(ref.uid)
+        written = self._apps[ref.uid]
+        self.conditions[key] = tuple((c["type"], c["status"]) for c in wanted["conditions"])
+        if ("Progressing", "True") in self.conditions[key]:
+            self.progressing.add(key)
+        else:
+            self.progressing.discard(key)
+        wanted["conditions"] = self._merged(wanted, current)
+        decision = decide_status_write(
+            current,
+            wanted,
+            acted=acted,
+            seconds_since_write=self.monotonic() - written.at,
+            debounce=progress_interval(
+                len(self.progressing),
+                minimum=self.minimum_interval,
+                writes_per_second=self.writes_per_second,
+            ),
+        )
+        written.retry_after = decision.retry_after
+        if not decision.now:
+            return False
+        return await self._write(ref, current, wanted, written)
+
+    def _merged(self, status: Mapping[str, Any], current: Mapping[str, Any]) -> Any:
+        return merge_conditions(
+            status["conditions"],
+            current.get("conditions") or [],
+            self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+
+    async def _write(
+        self, ref: AppRef, current: Mapping[str, Any], wanted: dict[str, Any], written: _Written
+    ) -> bool:
+        """Write ``wanted``; if refused for good, the minimal status. False if the app is
+        gone or nothing needed writing."""
+        timeless = {
+            **wanted,
+            "conditions": [
+                {k: v for k, v in c.items() if k != "lastTransitionTime"}
+                for c in wanted.get("conditions") or []
+            ],
+        }
+        fingerprint = json.dumps(timeless, sort_keys=True)
+        if written.refused != fingerprint:
+            answer = await asyncio.to_thread(
+                self.client.patch_status, ref, merge_patch(current, wanted)
+            )
+            if answer.code == 404:
+                return False  # deleted meanwhile
+            if answer.ok:
+                written.refused = None
+                written.at = self.monotonic()
+                return True
+            if is_transient(answer):
+                raise TransientError(f"writing status: {answer.code} {answer.message}")
+            written.refused = fingerprint
+            written.refusal = (f"Status{answer.reason or 'Refused'}", answer.message)
+            reason, message = written.refusal
+            self.warn(ref, reason, f"the status could not be written: {message}")
+            logger.warning("Status of %s/%s refused: %s", ref.namespace, ref.name, message)
+        return await self._write_minimal(ref, current, wanted, written)
+
+    async def _write_minimal(
+        self, ref: AppRef, current: Mapping[str, Any], wanted: dict[str, Any], written: _Written
+    ) -> bool:
+        reason, message = written.refusal
+        fallback = minimal_status(wanted, reason, message)
+        fallback["conditions"] = self._merged(fallback, current)
+        if conditions_equal(current, fallback):
+            return False
+        answer = await asyncio.to_thread(
+            self.client.patch_status, ref, merge_patch(current, fallback)
+        )
+        if not answer.ok and answer.code != 404:
+            raise TransientError(f"writing the minimal status: {answer.code} {answer.message}")
+        written.at = self.monotonic()
+        return answer.ok
