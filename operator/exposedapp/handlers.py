@@ -52,15 +52,14 @@ from .runtime.workqueue import Outcome, WorkQueue
 logger = logging.getLogger(__name__)
 
 RESYNC_SECONDS = float(os.environ.get("EXPOSEDAPP_RESYNC_SECONDS", "300"))
-# Reconciles wait on API round trips, not on the CPU: at 500 apps the operator used a fifth
-# of a core with 8 workers. As many workers as API connections keeps them all busy.
+# Reconciles wait on API round trips, not on the CPU: as many workers as API connections
+# keeps them all busy.
 WORKERS = int(os.environ.get("EXPOSEDAPP_WORKERS", "32"))
 API_THREADS = int(os.environ.get("EXPOSEDAPP_API_THREADS", "32"))
 PAUSED_CREATE_RETRY = 5.0  # seconds: a create queued before this replica was paused waits
 TRIM_AFTER_RECONCILES = 200  # a burst worth giving memory back after
-# kopf lists in pages of this many objects instead of one response per resource: with the
-# bodies shed after indexing, a restart over 1,000 apps settles ~30 MB lower (measured:
-# 203 MB unpaged, 168 to 175 MB in pages of 20 to 500).
+# kopf lists in pages of this many objects instead of one response per resource: each
+# response is small, so a restart over many apps settles lower (docs/performance-notes.md).
 KOPF_LIST_PAGE_SIZE = 100
 CHILD_SELECTOR = {APP_LABEL: kopf.PRESENT}
 
@@ -89,7 +88,7 @@ runtime = Runtime()
 
 
 # The indexes hold every app and child for the operator's lifetime: they keep what the
-# reconciler reads and nothing else (measured: 1,000 apps with full bodies held ~150 MB).
+# reconciler reads and nothing else.
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 

@@ -132,9 +132,8 @@ class _Memory:
     collected: ApplyResult | None = None  # a finished create's result, not yet told
     service_refused: bool = False  # the last create was refused: retry in line, with backoff
     # The spec as parsed and the objects it implies, for the spec they were built from: an
-    # app is reconciled a dozen times while its Pods start or roll, with the same spec each
-    # time (parsing and building took 0.7 ms). Kept while the app progresses, then dropped:
-    # a thousand settled apps would hold ~7 MB of Pod templates for nothing.
+    # app is reconciled many times while its Pods start or roll, with the same spec each
+    # time. Kept while the app progresses, then dropped: a settled app needs none of it.
     built: tuple[tuple[str, str], DesiredState] | None = None
 
     def desired_for(self, ref: AppRef, raw_spec: Mapping[str, Any]) -> DesiredState:

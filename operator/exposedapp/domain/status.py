@@ -428,10 +428,8 @@ def progress_interval(progressing_apps: int, *, minimum: float, writes_per_secon
     """How long an app's progress-only status changes are coalesced for.
 
     Progress writes (counts moving while Pods start or roll) share one budget across the
-    operator: with hundreds of apps rolling at once, one write per app per second made
-    six status writes per app in a rollout (measured at 500 apps), each one a custom
-    resource write the apiserver validates and every watcher receives, while the apiserver
-    was already the bottleneck; a budget of 20 a second still made 5.6 (the rollouts last
-    two minutes there). Transitions (Ready, Degraded) never wait for this.
+    operator: each is a custom resource write the apiserver validates and every watcher
+    receives, and with hundreds of apps rolling at once the apiserver is the bottleneck.
+    Transitions (Ready, Degraded) never wait for this.
     """
     return max(minimum, progressing_apps / writes_per_second)

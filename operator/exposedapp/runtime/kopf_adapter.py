@@ -6,9 +6,8 @@ the initial listing gets a toggle in one set, dropped once the object is indexed
 every object's worker then waits on the set's condition until all toggles are gone. kopf
 (1.45) wakes every waiting worker on every toggle added or dropped: with 5,000 objects
 (1,000 apps, their Pods, Services and EndpointSlices) that is millions of wake-ups, each
-taking the set's lock in turn. Measured on a restart over 1,000 apps: after 90 s, 4,315
-workers were still waiting, each holding its object's whole body (the operator at
-~196 MB instead of ~125 MB), and not one app had been reconciled.
+taking the set's lock in turn, while every waiting worker holds its object's whole body
+and no app is reconciled (figures: docs/performance-notes.md).
 
 The set's state is a function of its toggles (all on, or any on); a waiter waits for that
 state. Adding or dropping a toggle that leaves it unchanged cannot satisfy any waiter, so
@@ -258,11 +257,10 @@ _SHED_METADATA = ("managedFields", "annotations")
 def shed_after_indexing(body: kopf.Body) -> None:
     """Drop from the event's body what nothing reads after its index handler.
 
-    Measured, a restart over 1,000 apps (5,000 objects listed): the operator settled at
-    223 to 226 MB with whole bodies held, 203 MB shedding them, and 168 to 175 MB shedding
-    them and listing in pages (kopf's chunk_size; the page size from 20 to 500 made no
-    difference beyond noise). Call it only after the index value is built: the value
-    shares nested parts (labels, ports) with the body, so only top-level keys are dropped.
+    What a burst of listed bodies leaves in CPython's allocator stays, so the less each
+    waiting worker holds, the lower the operator settles (docs/performance-notes.md).
+    Call it only after the index value is built: the value shares nested parts (labels,
+    ports) with the body, so only top-level keys are dropped.
     """
     raw = getattr(body, "_src", None)
     if not isinstance(raw, dict) or getattr(body, "_path", ()) not in ((), None):
