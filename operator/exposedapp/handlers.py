@@ -344,7 +344,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
     kopf calls this again when the API answers 401, so a rotated token file (a Pod's
     projected ServiceAccount token, a kubeconfig's ``tokenFile``) is picked up there as
-    it is by the operator's own client (apply.TokenFile).
+    it is by the operator's own client (runtime.client.TokenFile).
     """
     info = kopf.login_via_pykube(**kwargs)
     token_file = token_file_of(pykube.KubeConfig.from_env())

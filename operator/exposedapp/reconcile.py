@@ -168,11 +168,16 @@ class Reconciler:
         wake: Callable[[AppKey], None] | None = None,
         queue_service_create: Callable[[AppKey], None] | None = None,
     ) -> None:
-        """``clock`` is the wall clock (status times, event times); ``monotonic`` (seconds)
+        """Raises ValueError if ``queue_service_create`` is given without ``wake``: the app
+        would never be reconciled again once its Service is created.
+
+        ``clock`` is the wall clock (status times, event times); ``monotonic`` (seconds)
         times what the reconciler waits for: expectations, status debounce.
         ``wake`` queues an app's reconcile again (once its new Service is created);
         ``queue_service_create`` queues ``create_service`` for an app on a queue of its
         own. Without it a new Service is created in line, by the app's reconcile."""
+        if queue_service_create is not None and wake is None:
+            raise ValueError("queue_service_create needs wake")
         self.client = client
         self.observe = observe
         self.clock = clock
@@ -289,6 +294,13 @@ class Reconciler:
             self._forget(key)
             memory = self.memory[key] = _Memory(uid=metadata["uid"])
             self.status.seen(memory.uid)
+        return self._snapshot_of(key, observed, memory)
+
+    @staticmethod
+    def _snapshot_of(key: AppKey, observed: Observed, memory: _Memory) -> _Snapshot:
+        app = observed.app
+        assert app is not None
+        metadata = app.get("metadata") or {}
         ref = AppRef(key[0], key[1], metadata["uid"])
         services = [
             s
@@ -443,10 +455,19 @@ class Reconciler:
 
         Raises TransientError if the API failed (its queue retries with backoff).
         """
-        snap = self._snapshot(key)
-        if snap is None or not snap.memory.service_creating:
-            return Outcome()  # gone, or a successor under the same name: its own queue
-        memory = snap.memory
+        # Only the app's reconciles create or drop its memory (they never run two at once
+        # for a key; this step may run beside one): here it is only looked up.
+        memory = self.memory.get(key)
+        observed = self.observe(key)
+        metadata = (observed.app or {}).get("metadata") or {}
+        if (
+            memory is None
+            or not memory.service_creating
+            or metadata.get("uid") != memory.uid
+            or metadata.get("deletionTimestamp")
+        ):
+            return Outcome()  # gone, or a successor under the same name: its reconcile acts
+        snap = self._snapshot_of(key, observed, memory)
         try:
             desired = memory.desired_for(snap.ref, snap.app.get("spec") or {})
         except SpecError:

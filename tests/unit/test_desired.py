@@ -211,3 +211,24 @@ def test_an_unchanged_spec_keeps_its_template_hash_across_operator_versions(
     (body,) = [d for d in yaml.safe_load_all(path.read_text()) if d["kind"] == "ExposedApp"]
     ref = AppRef("ns", body["metadata"]["name"], "uid")
     assert build_desired(ref, parse_spec(body)).template_hash == template_hash
+
+
+def test_a_volume_mount_says_read_only_false_or_an_empty_sub_path_as_absent() -> None:
+    def template_hash(mount: dict[str, Any]) -> str:
+        spec = {
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "shop:1.0",
+                    "volumeMounts": [mount],
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                }
+            ],
+            "volumes": [{"name": "data", "emptyDir": {}}],
+        }
+        return build_desired(APP, parse_spec(spec)).template_hash
+
+    plain = template_hash({"name": "data", "mountPath": "/data"})
+    assert template_hash({"name": "data", "mountPath": "/data", "readOnly": False}) == plain
+    assert template_hash({"name": "data", "mountPath": "/data", "subPath": ""}) == plain
+    assert template_hash({"name": "data", "mountPath": "/data", "readOnly": True}) != plain

@@ -332,8 +332,26 @@ def _container(c: Mapping[str, Any]) -> Container:
             )
             for p in c.get("ports", ())
         ),
-        pod_fields=_pod_fields(c, INTERPRETED_CONTAINER_FIELDS),
+        pod_fields=_pod_fields(_without_default_mount_fields(c), INTERPRETED_CONTAINER_FIELDS),
     )
+
+
+def _without_default_mount_fields(container: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The container with readOnly: false and subPath: "" left out of its volumeMounts: to
+    Kubernetes they are the same as absent, and leaving them out keeps the template hash
+    (and so the Pods) the same whichever way the spec says it."""
+    mounts = container.get("volumeMounts")
+    if not mounts:
+        return container
+    trimmed = [
+        {
+            k: v
+            for k, v in m.items()
+            if not ((k == "readOnly" and v is False) or (k == "subPath" and v == ""))
+        }
+        for m in mounts
+    ]
+    return {**container, "volumeMounts": trimmed}
 
 
 def _service_port(port: Mapping[str, Any]) -> int:

@@ -10,7 +10,7 @@ restarted operator finds its Event again (the create answers 409) and goes on co
 it instead of posting a second one. Repeats in memory since the last flush are lost with
 the process, as with client-go.
 
-The recorder owns this state; the API calls go through the ApiClient (apply.py).
+The recorder owns this state; the API calls go through the ApiClient (runtime/client.py).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 RBAC rules: exactly what the operator does. Every verb is traced to the code that uses it
-(operator/exposedapp/apply.py, handlers.py, and kopf). No secrets, no wildcards, no
+(operator/exposedapp/runtime/client.py, handlers.py, and kopf). No secrets, no wildcards, no
 pods/exec, no update of Pods or Services, no delete of ExposedApps.
 */}}
 {{- define "exposedapp.rules.framework.clusterwide" -}}
