@@ -525,8 +525,9 @@ INVALID: tuple[Invalid, ...] = (
         "privileged",
         "unknown field",
         app(containers=[container(securityContext={"privileged": True})]),
-        "spec.containers[0].securityContext: unknown field: not part of the ExposedApp API",
-        ('unknown field "spec.containers[0].securityContext"',),
+        "spec.containers[0].securityContext.privileged: unknown field: not part of the "
+        "ExposedApp API",
+        ('unknown field "spec.containers[0].securityContext.privileged"',),
     ),
     Invalid(
         "probe-host",
@@ -535,5 +536,349 @@ INVALID: tuple[Invalid, ...] = (
         "spec.containers[0].readinessProbe.httpGet.host: unknown field: not part of the "
         "ExposedApp API",
         ('unknown field "spec.containers[0].readinessProbe.httpGet.host"',),
+    ),
+    # --- the Pod template: security, identity, scheduling, lifecycle, more containers ---
+    Invalid(
+        "capability-not-allowed",
+        "enum",
+        app(containers=[container(securityContext={"capabilities": {"add": ["NET_ADMIN"]}})]),
+        "spec.containers[0].securityContext.capabilities.add[0]: must be one of "
+        '"NET_BIND_SERVICE", got "NET_ADMIN"',
+        (
+            "spec.containers[0].securityContext.capabilities.add[0]",
+            'Unsupported value: "NET_ADMIN"',
+        ),
+    ),
+    Invalid(
+        "root-without-opt-out",
+        "root-needs-opt-out",
+        app(securityContext={"runAsUser": 0}),
+        "spec.securityContext.runAsUser: runAsUser 0 (root) needs runAsNonRoot: false: "
+        "without it the kubelet refuses to start the container",
+        ("spec.securityContext.runAsUser", "runAsUser 0 (root) needs runAsNonRoot: false"),
+    ),
+    Invalid(
+        "container-root-without-opt-out",
+        "container-root-needs-opt-out",
+        app(containers=[container(securityContext={"runAsUser": 0})]),
+        "spec.containers[0].securityContext.runAsUser: runAsUser 0 (root) needs "
+        "spec.securityContext.runAsNonRoot: false",
+        ("spec.containers:", "runAsUser 0 (root) needs spec.securityContext.runAsNonRoot"),
+    ),
+    Invalid(
+        "seccomp-unconfined",
+        "enum",
+        app(securityContext={"seccompProfile": {"type": "Unconfined"}}),
+        'spec.securityContext.seccompProfile.type: must be one of "RuntimeDefault", '
+        '"Localhost", got "Unconfined"',
+        ("spec.securityContext.seccompProfile.type", 'Unsupported value: "Unconfined"'),
+    ),
+    Invalid(
+        "seccomp-localhost-without-profile",
+        "seccomp-localhost-profile",
+        app(securityContext={"seccompProfile": {"type": "Localhost"}}),
+        "spec.securityContext.seccompProfile.localhostProfile: localhostProfile is required "
+        "with type Localhost, and only then",
+        ("spec.securityContext.seccompProfile", "localhostProfile is required with type Localhost"),
+    ),
+    Invalid(
+        "run-as-user-negative",
+        "minimum",
+        app(securityContext={"runAsUser": -1}),
+        "spec.securityContext.runAsUser: must be at least 0, got -1",
+        ("spec.securityContext.runAsUser", "greater than or equal to 0"),
+    ),
+    Invalid(
+        "service-account-name-invalid",
+        "pattern",
+        app(serviceAccountName="Deploy_Bot"),
+        "spec.serviceAccountName: must be a DNS subdomain: lowercase letters, digits, '-' and "
+        "'.', starting and ending with a letter or digit, got \"Deploy_Bot\"",
+        ("spec.serviceAccountName", "should match"),
+    ),
+    Invalid(
+        "image-pull-policy-unknown",
+        "enum",
+        app(containers=[container(imagePullPolicy="Sometimes")]),
+        'spec.containers[0].imagePullPolicy: must be one of "Always", "IfNotPresent", "Never", '
+        'got "Sometimes"',
+        ("spec.containers[0].imagePullPolicy", 'Unsupported value: "Sometimes"'),
+    ),
+    Invalid(
+        "image-pull-secret-without-name",
+        "required",
+        app(imagePullSecrets=[{}]),
+        "spec.imagePullSecrets[0].name: required value",
+        ("spec.imagePullSecrets[0].name", "Required value"),
+    ),
+    Invalid(
+        "node-selector-value-invalid",
+        "pattern",
+        app(nodeSelector={"disk": "fast ssd"}),
+        "spec.nodeSelector[disk]: must be a label value: at most 63 letters, digits, '-', '_' "
+        "or '.', starting and ending with a letter or digit, got \"fast ssd\"",
+        ("spec.nodeSelector.disk", "should match"),
+    ),
+    Invalid(
+        "toleration-exists-with-value",
+        "toleration-exists-no-value",
+        app(tolerations=[{"key": "gpu", "operator": "Exists", "value": "yes"}]),
+        "spec.tolerations[0].value: a toleration with operator Exists takes no value",
+        ("spec.tolerations[0].value", "a toleration with operator Exists takes no value"),
+    ),
+    Invalid(
+        "toleration-without-key",
+        "toleration-empty-key-exists",
+        app(tolerations=[{"operator": "Equal", "value": "yes"}]),
+        "spec.tolerations[0].operator: a toleration without a key needs operator Exists",
+        ("spec.tolerations[0].operator", "a toleration without a key needs operator Exists"),
+    ),
+    Invalid(
+        "toleration-seconds-without-no-execute",
+        "toleration-seconds-no-execute",
+        app(tolerations=[{"key": "gpu", "effect": "NoSchedule", "tolerationSeconds": 60}]),
+        "spec.tolerations[0].tolerationSeconds: tolerationSeconds needs effect NoExecute",
+        ("spec.tolerations[0].tolerationSeconds", "tolerationSeconds needs effect NoExecute"),
+    ),
+    Invalid(
+        "affinity-operator-unknown",
+        "enum",
+        app(
+            affinity={
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "zone", "operator": "Near"}]}
+                        ]
+                    }
+                }
+            }
+        ),
+        "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution."
+        'nodeSelectorTerms[0].matchExpressions[0].operator: must be one of "In", "NotIn", '
+        '"Exists", "DoesNotExist", "Gt", "Lt", got "Near"',
+        (
+            "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution."
+            "nodeSelectorTerms[0].matchExpressions[0].operator",
+            'Unsupported value: "Near"',
+        ),
+    ),
+    Invalid(
+        "spread-min-domains-with-schedule-anyway",
+        "min-domains-needs-do-not-schedule",
+        app(
+            topologySpreadConstraints=[
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "minDomains": 2,
+                }
+            ]
+        ),
+        "spec.topologySpreadConstraints[0].minDomains: minDomains needs whenUnsatisfiable "
+        "DoNotSchedule",
+        (
+            "spec.topologySpreadConstraints[0].minDomains",
+            "minDomains needs whenUnsatisfiable DoNotSchedule",
+        ),
+    ),
+    Invalid(
+        "priority-class-name-invalid",
+        "pattern",
+        app(priorityClassName="High Priority"),
+        "spec.priorityClassName: must be a DNS subdomain: lowercase letters, digits, '-' and "
+        "'.', starting and ending with a letter or digit, got \"High Priority\"",
+        ("spec.priorityClassName", "should match"),
+    ),
+    Invalid(
+        "grace-period-too-long",
+        "maximum",
+        app(terminationGracePeriodSeconds=100000),
+        "spec.terminationGracePeriodSeconds: must be at most 86400, got 100000",
+        ("spec.terminationGracePeriodSeconds", "less than or equal to 86400"),
+    ),
+    Invalid(
+        "startup-probe-names-undeclared-port",
+        "startupProbe-tcpSocket-port-declared",
+        app(containers=[container(startupProbe={"tcpSocket": {"port": "web"}})]),
+        'spec.containers[0].startupProbe.tcpSocket.port: "web" names no port of container "app"',
+        ("spec.containers[0].startupProbe.tcpSocket.port", 'names no port of container "app"'),
+    ),
+    Invalid(
+        "startup-probe-http-names-undeclared-port",
+        "startupProbe-httpGet-port-declared",
+        app(containers=[container(startupProbe={"httpGet": {"port": "web", "path": "/"}})]),
+        'spec.containers[0].startupProbe.httpGet.port: "web" names no port of container "app"',
+        ("spec.containers[0].startupProbe.httpGet.port", 'names no port of container "app"'),
+    ),
+    Invalid(
+        "startup-probe-success-threshold",
+        "startup-success-threshold",
+        app(
+            containers=[
+                container(startupProbe={"tcpSocket": {"port": 8080}, "successThreshold": 2})
+            ]
+        ),
+        "spec.containers[0].startupProbe.successThreshold: must be 1 for a startup probe, got 2",
+        (
+            "spec.containers[0].startupProbe.successThreshold",
+            "startupProbe.successThreshold must be 1",
+        ),
+    ),
+    Invalid(
+        "pre-stop-two-handlers",
+        "lifecycle-handler-one-of",
+        app(
+            containers=[
+                container(
+                    lifecycle={"preStop": {"sleep": {"seconds": 5}, "exec": {"command": ["true"]}}}
+                )
+            ]
+        ),
+        "spec.containers[0].lifecycle.preStop: a lifecycle handler must set exactly one of "
+        "exec, httpGet, sleep",
+        (
+            "spec.containers[0].lifecycle.preStop",
+            "a lifecycle handler must set exactly one of exec, httpGet, sleep",
+        ),
+    ),
+    Invalid(
+        "post-start-names-undeclared-port",
+        "lifecycle-postStart-port-declared",
+        app(containers=[container(lifecycle={"postStart": {"httpGet": {"port": "admin"}}})]),
+        'spec.containers[0].lifecycle.postStart.httpGet.port: "admin" names no port of '
+        'container "app"',
+        ("spec.containers[0].lifecycle.postStart.httpGet.port", 'names no port of container "app"'),
+    ),
+    Invalid(
+        "pre-stop-names-undeclared-port",
+        "lifecycle-preStop-port-declared",
+        app(containers=[container(lifecycle={"preStop": {"httpGet": {"port": "admin"}}})]),
+        'spec.containers[0].lifecycle.preStop.httpGet.port: "admin" names no port of '
+        'container "app"',
+        ("spec.containers[0].lifecycle.preStop.httpGet.port", 'names no port of container "app"'),
+    ),
+    Invalid(
+        "env-from-two-sources",
+        "env-from-one-of",
+        app(
+            containers=[
+                container(envFrom=[{"configMapRef": {"name": "a"}, "secretRef": {"name": "b"}}])
+            ]
+        ),
+        "spec.containers[0].envFrom[0]: an envFrom entry must set exactly one of configMapRef, "
+        "secretRef",
+        ("spec.containers[0].envFrom[0]", "envFrom entries must set exactly one of"),
+    ),
+    Invalid(
+        "termination-message-policy-unknown",
+        "enum",
+        app(containers=[container(terminationMessagePolicy="Logs")]),
+        'spec.containers[0].terminationMessagePolicy: must be one of "File", '
+        '"FallbackToLogsOnError", got "Logs"',
+        ("spec.containers[0].terminationMessagePolicy", 'Unsupported value: "Logs"'),
+    ),
+    Invalid(
+        "init-container-with-ports",
+        "init-container-ports-need-sidecar",
+        app(initContainers=[container("migrate", "shop:1", [port("db", 5432)])]),
+        'spec.initContainers[0].ports: init container "migrate" declares ports, which only a '
+        "sidecar (restartPolicy: Always) can: an init container ends before the app starts",
+        ("spec.initContainers[0].ports", "only a sidecar (restartPolicy: Always) can declare"),
+    ),
+    Invalid(
+        "init-container-with-probe",
+        "init-container-probes-need-sidecar",
+        app(
+            initContainers=[
+                container("migrate", "shop:1", [], readinessProbe={"exec": {"command": ["true"]}})
+            ]
+        ),
+        "spec.initContainers[0].readinessProbe: readinessProbe needs a sidecar (restartPolicy: "
+        'Always): init container "migrate" runs to completion',
+        ("spec.initContainers[0]", "probes and lifecycle hooks need a sidecar"),
+    ),
+    Invalid(
+        "init-container-restart-policy-unknown",
+        "enum",
+        app(initContainers=[container("log", "shipper:1", [], restartPolicy="OnFailure")]),
+        'spec.initContainers[0].restartPolicy: must be one of "Always", got "OnFailure"',
+        ("spec.initContainers[0].restartPolicy", 'Unsupported value: "OnFailure"'),
+    ),
+    Invalid(
+        "init-container-name-of-a-container",
+        "init-container-names-apart",
+        app(initContainers=[container("app", "shop:1", [])]),
+        'spec.initContainers[0].name: container name "app" is already used by a container',
+        ("spec.initContainers", "init container names must differ from container names"),
+    ),
+    Invalid(
+        "init-container-names-twice",
+        "container-names-unique",
+        app(initContainers=[container("a", "x:1", []), container("a", "x:1", [])]),
+        'spec.initContainers[1].name: container name "a" is already used by spec.initContainers[0]',
+        ("spec.initContainers:", 'container name "a" is used by more than one container'),
+    ),
+    Invalid(
+        "sidecar-port-name-of-a-container",
+        "sidecar-port-names-apart",
+        app(
+            initContainers=[
+                container("proxy", "envoy:1", [port("http", 15001)], restartPolicy="Always")
+            ]
+        ),
+        'spec.initContainers[0].ports[0].name: port name "http" is already used by container '
+        f'"app" {_SHARED}',
+        ("spec.initContainers:", "a sidecar's port names must differ from the containers'"),
+    ),
+    Invalid(
+        "sidecar-container-port-of-a-container",
+        "sidecar-container-ports-apart",
+        app(
+            initContainers=[
+                container("proxy", "envoy:1", [port("proxy", 8080)], restartPolicy="Always")
+            ]
+        ),
+        'spec.initContainers[0].ports[0].containerPort: 8080/TCP is already used by port "http" '
+        f'of container "app" {_SHARED}',
+        ("spec.initContainers:", "a sidecar's containerPort/protocol must differ"),
+    ),
+    Invalid(
+        "sidecar-service-port-of-a-container",
+        "sidecar-service-ports-apart",
+        app(
+            initContainers=[
+                container(
+                    "proxy",
+                    "envoy:1",
+                    [port("proxy", 15001, servicePort=8080)],
+                    restartPolicy="Always",
+                )
+            ]
+        ),
+        "spec.initContainers[0].ports[0].servicePort: Service port 8080/TCP is already used by "
+        'port "http" of container "app" (servicePort defaults to containerPort): set a '
+        "distinct servicePort, or expose: false",
+        ("spec.initContainers:", "an exposed sidecar port needs its own Service port"),
+    ),
+    Invalid(
+        "sidecar-node-port-of-a-container",
+        "sidecar-node-ports-apart",
+        app(
+            containers=[container(ports=[port(nodePort=30080)])],
+            initContainers=[
+                container(
+                    "proxy",
+                    "envoy:1",
+                    [port("proxy", 15001, nodePort=30080)],
+                    restartPolicy="Always",
+                )
+            ],
+            service={"type": "NodePort"},
+        ),
+        "spec.initContainers[0].ports[0].nodePort: nodePort 30080/TCP is already used by port "
+        '"http" of container "app" (each nodePort/protocol opens one port on every node)',
+        ("spec.initContainers:", "each nodePort/protocol can be used by one port only"),
     ),
 )

@@ -45,6 +45,15 @@ logger = logging.getLogger(__name__)
 EXPECTATION_TIMEOUT = 30.0
 PROBLEM_BACKOFF = Backoff(initial=2.0, maximum=60.0)
 PARTIAL_REQUEUE_SECONDS = 1.0
+
+
+def _relaxed_message(relaxed: str) -> str:
+    message = f"The Pods relax the operator's defaults, as the spec asks: {relaxed}"
+    if "runAsNonRoot=false" in relaxed:
+        message += " (they may run as root: Pod Security baseline, not restricted)"
+    return message
+
+
 STATUS_DEBOUNCE = float(os.environ.get("EXPOSEDAPP_STATUS_DEBOUNCE_SECONDS", "1.0"))
 # Progress-only status writes, all apps together (see status.progress_interval).
 PROGRESS_WRITES_PER_SECOND = float(
@@ -534,6 +543,9 @@ class Reconciler:
             problems=problems,
             now=self.clock(),
         )
+        relaxed = wanted.get("relaxedDefaults")
+        if relaxed and relaxed != current.get("relaxedDefaults"):
+            self._event(ref, "Normal", "DefaultsRelaxed", _relaxed_message(relaxed))
         written = await self.status.write(ref, current, wanted, acted=acted)
         self._tell_problems(ref, problems, memory)
         self._tell_pod_problems(ref, pods, memory)

@@ -86,11 +86,12 @@ SHAPES = {
         {"podFields"},
         set(_schema_at("spec")["properties"]) - model.INTERPRETED_SPEC_FIELDS,
     ),
+    # An init container has every field of a container, and restartPolicy.
     "Container": (
         model.Container,
-        "spec.containers[]",
+        "spec.initContainers[]",
         {"podFields"},
-        set(_schema_at("spec.containers[]")["properties"]) - model.INTERPRETED_CONTAINER_FIELDS,
+        set(_schema_at("spec.initContainers[]")["properties"]) - model.INTERPRETED_CONTAINER_FIELDS,
     ),
     "Port": (model.Port, "spec.containers[].ports[]", set(), set()),
     "ServiceSpec": (model.ServiceSpec, "spec.service", set(), set()),
@@ -118,6 +119,13 @@ def test_dataclass_fields_are_the_schema_properties(
         assert rolling == model_only
 
 
+def test_an_init_container_is_a_container_with_a_restart_policy() -> None:
+    containers = set(_schema_at("spec.containers[]")["properties"])
+    init_containers = set(_schema_at("spec.initContainers[]")["properties"])
+    assert init_containers - containers == {"restartPolicy"}
+    assert containers <= init_containers
+
+
 def _kubernetes_fields(cls: type[Any]) -> set[str]:
     """The camelCase fields of a Kubernetes API type, from the official client's models."""
     return set(cls.attribute_map.values())
@@ -128,6 +136,7 @@ def _kubernetes_fields(cls: type[Any]) -> set[str]:
     [
         ("spec", model.INTERPRETED_SPEC_FIELDS, k8s.V1PodSpec),
         ("spec.containers[]", model.INTERPRETED_CONTAINER_FIELDS, k8s.V1Container),
+        ("spec.initContainers[]", model.INTERPRETED_CONTAINER_FIELDS, k8s.V1Container),
     ],
 )
 def test_what_passes_to_the_pod_as_written_is_a_kubernetes_field_of_the_same_name(
@@ -259,6 +268,7 @@ def test_printer_columns_and_scale_paths_name_real_fields() -> None:
         ("Age", ".metadata.creationTimestamp", 0),
         ("Selector", ".status.selector", 1),
         ("Images", ".status.imagesText", 1),
+        ("Relaxed", ".status.relaxedDefaults", 1),
     ]
     scale = version["subresources"]["scale"]
     paths = [c[1] for c in columns if not c[1].startswith(".metadata")]

@@ -27,16 +27,20 @@ import yaml
 __all__ = [
     "DNS1035_LABEL",
     "DNS1123_LABEL",
+    "DNS1123_SUBDOMAIN",
+    "ENV_FROM_SOURCES",
     "ENV_NAME",
     "ENV_SOURCES",
     "GROUP",
     "IANA_SVC_NAME",
     "KIND",
     "LABEL_VALUE",
+    "LIFECYCLE_HANDLERS",
     "MAX_NAME_LENGTH",
     "NO_SPACE",
     "PERCENT",
     "PLURAL",
+    "PROBES",
     "PROBE_HANDLERS",
     "PROJECTION_SOURCES",
     "QUANTITY",
@@ -66,6 +70,7 @@ MAX_NAME_LENGTH = 63 - len("-") - 10 - len("-") - 5
 
 DNS1123_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1035_LABEL = "^[a-z]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_SUBDOMAIN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 # An IANA service name also needs a letter and no "--"; rules below check those two.
 IANA_SVC_NAME = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 LABEL_VALUE = "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
@@ -87,6 +92,9 @@ VOLUME_SOURCES = (
 )
 PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
 ENV_SOURCES = ("configMapKeyRef", "secretKeyRef", "fieldRef", "resourceFieldRef")
+LIFECYCLE_HANDLERS = ("exec", "httpGet", "sleep")
+ENV_FROM_SOURCES = ("configMapRef", "secretRef")
+PROBES = ("readinessProbe", "livenessProbe", "startupProbe")
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -643,6 +651,186 @@ _VOLUME_MOUNT = _obj(
 )
 
 
+# --- security, lifecycle, scheduling (inserted before _CONTAINER) ----------------------
+
+_ID = "0 to 2147483647"
+
+
+def _id(what: str) -> Schema:
+    return _int(0, INT32_MAX, fmt="int64", description=what)
+
+
+_ROOT_OPT_OUT = "spec.securityContext.runAsNonRoot: false"
+
+_CONTAINER_SECURITY = _obj(
+    {
+        "runAsUser": _id(
+            f"UID the container's processes run as ({_ID}), overriding the Pod's and the "
+            f"image's. 0 (root) needs {_ROOT_OPT_OUT}."
+        ),
+        "runAsGroup": _id(f"GID the container's processes run as ({_ID}), overriding the Pod's."),
+        "readOnlyRootFilesystem": _bool(
+            description="true: the container's root filesystem is read-only (write to "
+            "mounted volumes, e.g. an emptyDir at /tmp). Default false."
+        ),
+        "capabilities": _obj(
+            {
+                "add": _list(
+                    _str(16, enum=["NET_BIND_SERVICE"]),
+                    1,
+                    description="Capabilities to add back after the operator drops ALL: only "
+                    "NET_BIND_SERVICE (listen on ports below 1024), the one Pod Security "
+                    '"restricted" allows.',
+                )
+            },
+            description="Linux capabilities: every capability is dropped, this adds back.",
+        ),
+    },
+    description="Security settings of the container, merged with what the operator always "
+    "sets (allowPrivilegeEscalation false, capabilities drop ALL): Pod Security "
+    '"restricted" holds unless the spec opts out of running as non-root.',
+)
+
+_POD_SECURITY = _obj(
+    {
+        "runAsNonRoot": _bool(
+            description="Default true: the kubelet refuses to start a container whose user "
+            'is root (Pod Security "restricted"). false runs an image as root where the '
+            "namespace's Pod Security level allows it (baseline): explicit, told in an event "
+            "and shown in `kubectl get xapp -o wide`."
+        ),
+        "runAsUser": _id(
+            f"UID every container runs as ({_ID}) unless a container says otherwise. 0 "
+            "(root) needs runAsNonRoot: false."
+        ),
+        "runAsGroup": _id(
+            f"GID every container runs as ({_ID}) unless a container says otherwise."
+        ),
+        "fsGroup": _id(
+            f"GID ({_ID}) that owns the Pod's volumes that support ownership management "
+            "(emptyDir, configMap, secret, ...), added to every container's groups."
+        ),
+        "supplementalGroups": _list(
+            _int(0, INT32_MAX, fmt="int64"),
+            32,
+            description="Extra GIDs added to the first process of every container, at most 32.",
+        ),
+        "seccompProfile": _obj(
+            {
+                "type": _str(
+                    14,
+                    enum=["RuntimeDefault", "Localhost"],
+                    description="RuntimeDefault (the operator's default) or Localhost (a "
+                    'profile file on the node): the two Pod Security "restricted" allows.',
+                ),
+                "localhostProfile": _str(
+                    1024,
+                    min_length=1,
+                    description="With type Localhost: the profile's path, relative to the "
+                    "kubelet's seccomp directory.",
+                ),
+            },
+            required=["type"],
+            rules=[
+                _rule(
+                    "seccomp-localhost-profile",
+                    "self.type == 'Localhost' ? has(self.localhostProfile) "
+                    ": !has(self.localhostProfile)",
+                    "localhostProfile is required with type Localhost, and only then",
+                )
+            ],
+            description="The seccomp profile of every container; default RuntimeDefault.",
+        ),
+    },
+    rules=[
+        _rule(
+            "root-needs-opt-out",
+            "!has(self.runAsUser) || self.runAsUser != 0 "
+            "|| (has(self.runAsNonRoot) && !self.runAsNonRoot)",
+            "runAsUser 0 (root) needs runAsNonRoot: false",
+            field_path=".runAsUser",
+        )
+    ],
+    description="Security settings of the Pod, merged with the operator's defaults "
+    '(runAsNonRoot true, seccompProfile RuntimeDefault): Pod Security "restricted" '
+    "unless runAsNonRoot is false.",
+)
+
+_LIFECYCLE_HANDLER = _obj(
+    {
+        "exec": _PROBE["properties"]["exec"],
+        "httpGet": _PROBE["properties"]["httpGet"],
+        "sleep": _obj(
+            {
+                "seconds": _int(
+                    1, 3600, description="Seconds to sleep, 1 to 3600, within the grace period."
+                )
+            },
+            required=["seconds"],
+            description="Sleep before going on: the simplest way to let endpoints and load "
+            "balancers stop sending traffic before the container gets SIGTERM.",
+        ),
+    },
+    rules=[
+        _rule(
+            "lifecycle-handler-one-of",
+            _one_of(LIFECYCLE_HANDLERS),
+            "a lifecycle handler must set exactly one of " + ", ".join(LIFECYCLE_HANDLERS),
+        )
+    ],
+)
+
+_LIFECYCLE = _obj(
+    {
+        "postStart": _described(
+            _LIFECYCLE_HANDLER,
+            "Run right after the container is created; the container is not Running until "
+            "it ends, and is killed if it fails.",
+        ),
+        "preStop": _described(
+            _LIFECYCLE_HANDLER,
+            "Run before the container is stopped (before SIGTERM), within "
+            "terminationGracePeriodSeconds: e.g. sleep while endpoints drain.",
+        ),
+    },
+    description="Hooks the kubelet runs at the container's start and before its stop. "
+    "Copied to the Pod's container `lifecycle`.",
+)
+
+_ENV_FROM = _obj(
+    {
+        "prefix": _str(
+            253,
+            pattern=ENV_NAME,
+            description="Prepended to every variable name taken from the source.",
+        ),
+        "configMapRef": _obj(
+            {
+                "name": _str(253, min_length=1, description="Name of the ConfigMap."),
+                "optional": _bool(description="true: start even if it does not exist."),
+            },
+            required=["name"],
+            description="Every key of a ConfigMap in the app's namespace, as a variable.",
+        ),
+        "secretRef": _obj(
+            {
+                "name": _str(253, min_length=1, description="Name of the Secret."),
+                "optional": _bool(description="true: start even if it does not exist."),
+            },
+            required=["name"],
+            description="Every key of a Secret in the app's namespace, as a variable.",
+        ),
+    },
+    rules=[
+        _rule(
+            "env-from-one-of",
+            _one_of(ENV_FROM_SOURCES),
+            "envFrom entries must set exactly one of " + ", ".join(ENV_FROM_SOURCES),
+        )
+    ],
+)
+
+
 def _probe_port_rule(probe: str, handler: str) -> Schema:
     port = f"self.{probe}.{handler}.port"
     return _rule(
@@ -656,7 +844,65 @@ def _probe_port_rule(probe: str, handler: str) -> Schema:
     )
 
 
-_CONTAINER = _obj(
+def _lifecycle_port_rule(hook: str) -> Schema:
+    port = f"self.lifecycle.{hook}.httpGet.port"
+    return _rule(
+        f"lifecycle-{hook}-port-declared",
+        f"!has(self.lifecycle) || !has(self.lifecycle.{hook}) "
+        f"|| !has(self.lifecycle.{hook}.httpGet) || type({port}) == int "
+        f"|| (has(self.ports) && self.ports.exists(p, p.name == {port}))",
+        f"lifecycle.{hook}.httpGet.port names no port of this container",
+        message_expression=f"'lifecycle.{hook}.httpGet.port names no port of container \"' + "
+        "self.name + '\"'",
+        field_path=f".lifecycle.{hook}.httpGet.port",
+    )
+
+
+def _container(init: bool) -> Schema:
+    """A container of spec.containers, or (``init``) of spec.initContainers."""
+    properties = dict(_CONTAINER_FIELDS)
+    rules = list(_CONTAINER_RULES)
+    if init:
+        properties["ports"] = _list(
+            _PORT,
+            8,
+            description="The ports a sidecar (restartPolicy: Always) listens on, at most 8: "
+            "part of the Pod's one port space, exposed on the Service like any other.",
+        )
+        properties["restartPolicy"] = _str(
+            6,
+            enum=["Always"],
+            description="Always: a sidecar, started before the app's containers and kept "
+            "running beside them (Kubernetes' native sidecars). Unset: an init container "
+            "that must finish before the next one starts.",
+        )
+        rules += [
+            _rule(
+                "init-container-ports-need-sidecar",
+                "has(self.restartPolicy) || !has(self.ports)",
+                "only a sidecar (restartPolicy: Always) can declare ports: an init container "
+                "ends before the app starts",
+                field_path=".ports",
+            ),
+            _rule(
+                "init-container-probes-need-sidecar",
+                "has(self.restartPolicy) || (!has(self.readinessProbe) && "
+                "!has(self.livenessProbe) && !has(self.startupProbe) && !has(self.lifecycle))",
+                "probes and lifecycle hooks need a sidecar (restartPolicy: Always): an init "
+                "container runs to completion",
+            ),
+        ]
+    what = "Init container or sidecar" if init else "Container"
+    return _obj(
+        properties,
+        required=["name", "image"],
+        rules=rules,
+        description=f"{what} of the Pod; copied to the Pod with the operator's security "
+        "settings merged in.",
+    )
+
+
+_CONTAINER_FIELDS: dict[str, Schema] = _obj(
     {
         "name": _dns_label("Container name, unique in the Pod."),
         "image": _str(
@@ -716,6 +962,37 @@ _CONTAINER = _obj(
             "consecutive failures. Copied to the Pod's container `livenessProbe`; see the "
             "Kubernetes Probe API.",
         ),
+        "startupProbe": _described(
+            _PROBE,
+            "Whether the container has started: readiness and liveness probes wait until it "
+            "succeeds, and the container is restarted if it fails failureThreshold times. "
+            "Copied to the Pod's container `startupProbe`.",
+        ),
+        "lifecycle": _LIFECYCLE,
+        "securityContext": _CONTAINER_SECURITY,
+        "imagePullPolicy": _str(
+            12,
+            enum=["Always", "IfNotPresent", "Never"],
+            description="When the kubelet pulls the image: Always, IfNotPresent or Never; "
+            "Kubernetes defaults it to Always for :latest or no tag, else IfNotPresent.",
+        ),
+        "envFrom": _list(
+            _ENV_FROM,
+            16,
+            description="ConfigMaps and Secrets whose every key becomes a variable, at most "
+            "16; env wins over envFrom for the same name. Copied to the container `envFrom`.",
+        ),
+        "workingDir": _str(
+            4096,
+            description="The container's working directory; the image's WORKDIR if unset.",
+        ),
+        "terminationMessagePolicy": _str(
+            24,
+            enum=["File", "FallbackToLogsOnError"],
+            description="File (Kubernetes' default: /dev/termination-log) or "
+            "FallbackToLogsOnError (the log's tail when that file is empty and it failed): "
+            "what status shows of why a container ended.",
+        ),
         "volumeMounts": _list(
             _VOLUME_MOUNT,
             32,
@@ -729,29 +1006,35 @@ _CONTAINER = _obj(
             "port space: names and containerPort/protocol pairs are unique across the Pod.",
         ),
     },
-    required=["name", "image"],
-    rules=[
-        *(
-            _probe_port_rule(p, h)
-            for p in ("readinessProbe", "livenessProbe")
-            for h in ("httpGet", "tcpSocket")
-        ),
-        _rule(
-            "liveness-success-threshold",
-            "!has(self.livenessProbe) || !has(self.livenessProbe.successThreshold) "
-            "|| self.livenessProbe.successThreshold == 1",
-            "livenessProbe.successThreshold must be 1",
-            field_path=".livenessProbe.successThreshold",
-        ),
-        _rule(
-            "mount-paths-unique",
-            "!has(self.volumeMounts) || self.volumeMounts.all(m, "
-            "self.volumeMounts.exists_one(n, n.mountPath == m.mountPath))",
-            "each volumeMount needs its own mountPath",
-            field_path=".volumeMounts",
-        ),
-    ],
-)
+)["properties"]
+
+_CONTAINER_RULES = [
+    *(_probe_port_rule(p, h) for p in PROBES for h in ("httpGet", "tcpSocket")),
+    *(_lifecycle_port_rule(hook) for hook in ("postStart", "preStop")),
+    _rule(
+        "liveness-success-threshold",
+        "!has(self.livenessProbe) || !has(self.livenessProbe.successThreshold) "
+        "|| self.livenessProbe.successThreshold == 1",
+        "livenessProbe.successThreshold must be 1",
+        field_path=".livenessProbe.successThreshold",
+    ),
+    _rule(
+        "startup-success-threshold",
+        "!has(self.startupProbe) || !has(self.startupProbe.successThreshold) "
+        "|| self.startupProbe.successThreshold == 1",
+        "startupProbe.successThreshold must be 1",
+        field_path=".startupProbe.successThreshold",
+    ),
+    _rule(
+        "mount-paths-unique",
+        "!has(self.volumeMounts) || self.volumeMounts.all(m, "
+        "self.volumeMounts.exists_one(n, n.mountPath == m.mountPath))",
+        "each volumeMount needs its own mountPath",
+        field_path=".volumeMounts",
+    ),
+]
+_CONTAINER = _container(init=False)
+_INIT_CONTAINER = _container(init=True)
 
 
 def _pod_count(cond: str) -> str:
@@ -851,12 +1134,6 @@ _CONTAINERS_RULES = [
         message_expression="'port \"' + "
         + _pod_duplicate(_SAME_NODE_PORT, "has(p.nodePort)")
         + " + '\" has the nodePort and protocol of another port'",
-    ),
-    _rule(
-        "exposed-port-required",
-        "self.exists(c, has(c.ports) && c.ports.exists(p, p.expose))",
-        "at least one container port must be exposed: the Service needs a port "
-        "(expose defaults to true)",
     ),
 ]
 
@@ -1177,6 +1454,320 @@ _VOLUME = _obj(
     ],
 )
 
+_LABEL_SELECTOR_REQUIREMENT = _obj(
+    {
+        "key": _str(316, min_length=1, description="The label key."),
+        "operator": _str(
+            12,
+            enum=["In", "NotIn", "Exists", "DoesNotExist"],
+            description="In, NotIn (values list the label's values), Exists, DoesNotExist.",
+        ),
+        "values": _list(_str(63), 64, description="The values, for In and NotIn."),
+    },
+    required=["key", "operator"],
+)
+_LABEL_SELECTOR = _obj(
+    {
+        "matchLabels": _map(
+            _str(63), 32, description="Labels a Pod must carry, with these values."
+        ),
+        "matchExpressions": _list(
+            _LABEL_SELECTOR_REQUIREMENT, 16, description="Requirements, all of which must hold."
+        ),
+    },
+    description="Selects Pods by their labels; the ExposedApp's Pods carry "
+    "app.kubernetes.io/instance: <app name>.",
+)
+_NODE_SELECTOR_REQUIREMENT = _obj(
+    {
+        "key": _str(316, min_length=1, description="The node label (or field) key."),
+        "operator": _str(
+            12,
+            enum=["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"],
+            description="In, NotIn, Exists, DoesNotExist, Gt or Lt (one integer value).",
+        ),
+        "values": _list(_str(63), 64, description="The values the operator compares with."),
+    },
+    required=["key", "operator"],
+)
+_NODE_SELECTOR_TERM = _obj(
+    {
+        "matchExpressions": _list(
+            _NODE_SELECTOR_REQUIREMENT, 16, description="Requirements on the node's labels."
+        ),
+        "matchFields": _list(
+            _NODE_SELECTOR_REQUIREMENT, 16, description="Requirements on the node's fields."
+        ),
+    },
+    description="Requirements that all hold for a node to match.",
+)
+_POD_AFFINITY_TERM = _obj(
+    {
+        "labelSelector": _LABEL_SELECTOR,
+        "namespaces": _list(
+            _str(63), 16, description="Namespaces to look in; default the app's namespace."
+        ),
+        "namespaceSelector": _described(_LABEL_SELECTOR, "Namespaces to look in, by their labels."),
+        "topologyKey": _str(
+            316,
+            min_length=1,
+            description="The node label that defines a domain, e.g. kubernetes.io/hostname "
+            "or topology.kubernetes.io/zone.",
+        ),
+        "matchLabelKeys": _list(
+            _str(316), 16, description="Pod label keys whose values narrow the selector."
+        ),
+        "mismatchLabelKeys": _list(
+            _str(316), 16, description="Pod label keys whose values must differ."
+        ),
+    },
+    required=["topologyKey"],
+    description="Pods (by labels, in namespaces) whose domain (topologyKey) counts.",
+)
+
+
+def _pod_affinity(what: str) -> Schema:
+    return _obj(
+        {
+            "requiredDuringSchedulingIgnoredDuringExecution": _list(
+                _POD_AFFINITY_TERM, 8, description=f"Terms that must hold: {what}."
+            ),
+            "preferredDuringSchedulingIgnoredDuringExecution": _list(
+                _obj(
+                    {
+                        "weight": _int(1, 100, description="1 to 100: how much it matters."),
+                        "podAffinityTerm": _POD_AFFINITY_TERM,
+                    },
+                    required=["weight", "podAffinityTerm"],
+                ),
+                8,
+                description=f"Terms the scheduler prefers: {what}.",
+            ),
+        },
+        description=f"Schedule each Pod {what}.",
+    )
+
+
+_AFFINITY = _obj(
+    {
+        "nodeAffinity": _obj(
+            {
+                "requiredDuringSchedulingIgnoredDuringExecution": _obj(
+                    {
+                        "nodeSelectorTerms": _list(
+                            _NODE_SELECTOR_TERM,
+                            8,
+                            min_items=1,
+                            description="A node matches if any of these terms matches.",
+                        )
+                    },
+                    required=["nodeSelectorTerms"],
+                    description="Nodes the Pods can only run on.",
+                ),
+                "preferredDuringSchedulingIgnoredDuringExecution": _list(
+                    _obj(
+                        {
+                            "weight": _int(1, 100, description="1 to 100: how much it matters."),
+                            "preference": _NODE_SELECTOR_TERM,
+                        },
+                        required=["weight", "preference"],
+                    ),
+                    8,
+                    description="Nodes the scheduler prefers, by weight.",
+                ),
+            },
+            description="Which nodes the Pods run on, by the nodes' labels.",
+        ),
+        "podAffinity": _pod_affinity("near the selected Pods"),
+        "podAntiAffinity": _pod_affinity("away from the selected Pods"),
+    },
+    description="Scheduling rules; copied to the Pod's `affinity` (the Kubernetes Affinity API).",
+)
+
+_TOLERATION = _obj(
+    {
+        "key": _str(316, description="The taint key; empty with operator Exists: every taint."),
+        "operator": _str(
+            6, enum=["Exists", "Equal"], description="Equal (Kubernetes' default) or Exists."
+        ),
+        "value": _str(63, description="The taint value, with operator Equal."),
+        "effect": _str(
+            16,
+            enum=["NoSchedule", "PreferNoSchedule", "NoExecute"],
+            description="The taint effect to tolerate; empty: every effect.",
+        ),
+        "tolerationSeconds": _int(
+            0,
+            INT32_MAX,
+            fmt="int64",
+            description="With effect NoExecute: how long the Pod stays on a node once tainted.",
+        ),
+    },
+    rules=[
+        _rule(
+            "toleration-exists-no-value",
+            "!has(self.operator) || self.operator != 'Exists' || !has(self.value) "
+            "|| self.value == ''",
+            "a toleration with operator Exists takes no value",
+            field_path=".value",
+        ),
+        _rule(
+            "toleration-empty-key-exists",
+            "(has(self.key) && self.key != '') "
+            "|| (has(self.operator) && self.operator == 'Exists')",
+            "a toleration without a key needs operator Exists",
+            field_path=".operator",
+        ),
+        _rule(
+            "toleration-seconds-no-execute",
+            "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+            "tolerationSeconds needs effect NoExecute",
+            field_path=".tolerationSeconds",
+        ),
+    ],
+)
+
+_TOPOLOGY_SPREAD = _obj(
+    {
+        "maxSkew": _int(1, 1000, description="How uneven the Pods may be between domains, 1+."),
+        "topologyKey": _str(
+            316,
+            min_length=1,
+            description="The node label that defines a domain, e.g. topology.kubernetes.io/zone.",
+        ),
+        "whenUnsatisfiable": _str(
+            14,
+            enum=["DoNotSchedule", "ScheduleAnyway"],
+            description="DoNotSchedule (a hard rule) or ScheduleAnyway (a preference).",
+        ),
+        "labelSelector": _described(
+            _LABEL_SELECTOR,
+            "The Pods counted; to count this app's, match app.kubernetes.io/instance: <name>.",
+        ),
+        "minDomains": _int(
+            1, 1000, description="With DoNotSchedule: the domains to count at least."
+        ),
+        "nodeAffinityPolicy": _str(
+            6, enum=["Honor", "Ignore"], description="Whether node affinity limits domains."
+        ),
+        "nodeTaintsPolicy": _str(
+            6, enum=["Honor", "Ignore"], description="Whether node taints limit domains."
+        ),
+        "matchLabelKeys": _list(
+            _str(316),
+            16,
+            description="Pod label keys whose values narrow the counted Pods, e.g. "
+            "pod-template-hash for one rollout step.",
+        ),
+    },
+    required=["maxSkew", "topologyKey", "whenUnsatisfiable"],
+    rules=[
+        _rule(
+            "min-domains-needs-do-not-schedule",
+            "!has(self.minDomains) || self.whenUnsatisfiable == 'DoNotSchedule'",
+            "minDomains needs whenUnsatisfiable DoNotSchedule",
+            field_path=".minDomains",
+        )
+    ],
+)
+
+
+def _all_containers(condition: str) -> str:
+    """CEL at spec level: ``condition`` (over c) holds for every container and init
+    container."""
+    return (
+        f"self.containers.all(c, {condition}) && "
+        f"(!has(self.initContainers) || self.initContainers.all(c, {condition}))"
+    )
+
+
+def _sidecar_ports_apart(same: str, only: str = "true") -> str:
+    """CEL at spec level: no sidecar port p and container port q for which ``only`` holds
+    of both are ``same``."""
+    return (
+        "!has(self.initContainers) || self.initContainers.all(i, !has(i.ports) || "
+        f"i.ports.all(p, !({only}) || self.containers.all(c, !has(c.ports) || "
+        f"c.ports.all(q, !({_as_q(only)}) || !({same})))))"
+    )
+
+
+_SPEC_RULES = [
+    _rule(
+        "node-port-needs-type",
+        "self.service.type in ['NodePort', 'LoadBalancer'] || "
+        + _all_containers("!has(c.ports) || c.ports.all(p, !has(p.nodePort))"),
+        "nodePort needs service.type NodePort or LoadBalancer",
+        # Naming the port here would need a nested map over self.containers, whose
+        # strings the cost estimate cannot bound at this level.
+        message_expression="'a port sets nodePort, which needs service.type NodePort or "
+        "LoadBalancer, but service.type is ' + self.service.type",
+        field_path=".containers",
+    ),
+    _rule(
+        "volume-mount-declared",
+        _all_containers(
+            "!has(c.volumeMounts) || c.volumeMounts.all(m, "
+            "has(self.volumes) && self.volumes.exists(v, v.name == m.name))"
+        ),
+        "every volumeMount must name a volume declared in spec.volumes",
+        field_path=".containers",
+    ),
+    _rule(
+        "exposed-port-required",
+        "self.containers.exists(c, has(c.ports) && c.ports.exists(p, p.expose)) || "
+        "(has(self.initContainers) && self.initContainers.exists(c, has(c.ports) "
+        "&& c.ports.exists(p, p.expose)))",
+        "at least one container port must be exposed: the Service needs a port "
+        "(expose defaults to true)",
+        field_path=".containers",
+    ),
+    _rule(
+        "container-root-needs-opt-out",
+        "(has(self.securityContext) && has(self.securityContext.runAsNonRoot) "
+        "&& !self.securityContext.runAsNonRoot) || "
+        + _all_containers(
+            "!has(c.securityContext) || !has(c.securityContext.runAsUser) "
+            "|| c.securityContext.runAsUser != 0"
+        ),
+        f"a container's runAsUser 0 (root) needs {_ROOT_OPT_OUT}",
+        field_path=".containers",
+    ),
+    _rule(
+        "init-container-names-apart",
+        "!has(self.initContainers) || self.initContainers.all(i, "
+        "!self.containers.exists(c, c.name == i.name))",
+        "init container names must differ from container names",
+        field_path=".initContainers",
+    ),
+    _rule(
+        "sidecar-port-names-apart",
+        _sidecar_ports_apart("q.name == p.name"),
+        f"a sidecar's port names must differ from the containers': {_SHARED_PORT_SPACE}",
+        field_path=".initContainers",
+    ),
+    _rule(
+        "sidecar-container-ports-apart",
+        _sidecar_ports_apart(_SAME_CONTAINER_PORT),
+        "a sidecar's containerPort/protocol must differ from the containers': "
+        f"{_SHARED_PORT_SPACE}",
+        field_path=".initContainers",
+    ),
+    _rule(
+        "sidecar-service-ports-apart",
+        _sidecar_ports_apart(_SAME_SERVICE_PORT, "p.expose"),
+        "an exposed sidecar port needs its own Service port (servicePort, or containerPort "
+        "when servicePort is unset) per protocol",
+        field_path=".initContainers",
+    ),
+    _rule(
+        "sidecar-node-ports-apart",
+        _sidecar_ports_apart(_SAME_NODE_PORT, "has(p.nodePort)"),
+        "each nodePort/protocol can be used by one port only",
+        field_path=".initContainers",
+    ),
+]
+
+
 SPEC_SCHEMA: Schema = _obj(
     {
         "replicas": _int(
@@ -1200,6 +1791,64 @@ SPEC_SCHEMA: Schema = _obj(
             rules=_CONTAINERS_RULES,
             description="The containers of each Pod, 1 to 10. They share the Pod's network "
             "namespace: declare each port on the container that listens on it.",
+        ),
+        "initContainers": _list(
+            _INIT_CONTAINER,
+            8,
+            rules=list(_CONTAINERS_RULES),
+            description="Init containers, run in order to completion before the app's "
+            "containers start, and sidecars (restartPolicy: Always), started first and kept "
+            "running; at most 8. A sidecar's ports are part of the Pod's port space.",
+        ),
+        "securityContext": _POD_SECURITY,
+        "serviceAccountName": _str(
+            253,
+            pattern=DNS1123_SUBDOMAIN,
+            description="The ServiceAccount the Pods run as; Kubernetes defaults it to "
+            "default. Its token is mounted only with automountServiceAccountToken: true.",
+        ),
+        "automountServiceAccountToken": _bool(
+            description="true: mount the ServiceAccount's API token in every container. "
+            "Default false (the app talks to its own ports, not to the Kubernetes API)."
+        ),
+        "imagePullSecrets": _list(
+            _obj(
+                {"name": _str(253, min_length=1, description="Name of the Secret.")},
+                required=["name"],
+            ),
+            16,
+            description="Secrets (kubernetes.io/dockerconfigjson) with the credentials of "
+            "private registries, at most 16.",
+        ),
+        "nodeSelector": _map(
+            _str(63, pattern=LABEL_VALUE),
+            32,
+            description="Node labels a node must carry, with these values, to run the Pods.",
+        ),
+        "tolerations": _list(
+            _TOLERATION,
+            32,
+            description="Taints the Pods tolerate, at most 32; copied to the Pod's `tolerations`.",
+        ),
+        "affinity": _AFFINITY,
+        "topologySpreadConstraints": _list(
+            _TOPOLOGY_SPREAD,
+            8,
+            description="How the Pods spread across domains (nodes, zones), at most 8. "
+            "Unset: the scheduler's default spreading applies (Pods selected by a Service "
+            "spread softly across nodes and zones).",
+        ),
+        "priorityClassName": _str(
+            253,
+            pattern=DNS1123_SUBDOMAIN,
+            description="The PriorityClass of the Pods: their scheduling priority and preemption.",
+        ),
+        "terminationGracePeriodSeconds": _int(
+            0,
+            86400,
+            fmt="int64",
+            description="Seconds between SIGTERM (after preStop) and SIGKILL, 0 to 86400; "
+            "Kubernetes defaults it to 30.",
         ),
         "volumes": _list(
             _VOLUME,
@@ -1225,26 +1874,7 @@ SPEC_SCHEMA: Schema = _obj(
         "updateStrategy": _UPDATE_STRATEGY,
     },
     required=["containers"],
-    rules=[
-        _rule(
-            "node-port-needs-type",
-            "self.service.type in ['NodePort', 'LoadBalancer'] || self.containers.all(c, "
-            "!has(c.ports) || c.ports.all(p, !has(p.nodePort)))",
-            "nodePort needs service.type NodePort or LoadBalancer",
-            # Naming the port here would need a nested map over self.containers, whose
-            # strings the cost estimate cannot bound at this level.
-            message_expression="'a port sets nodePort, which needs service.type NodePort or "
-            "LoadBalancer, but service.type is ' + self.service.type",
-            field_path=".containers",
-        ),
-        _rule(
-            "volume-mount-declared",
-            "self.containers.all(c, !has(c.volumeMounts) || c.volumeMounts.all(m, "
-            "has(self.volumes) && self.volumes.exists(v, v.name == m.name)))",
-            "every volumeMount must name a volume declared in spec.volumes",
-            field_path=".containers",
-        ),
-    ],
+    rules=_SPEC_RULES,
     description="The desired state: the Pods' containers and volumes, how many replicas, the "
     "Service in front of them and how updates roll out.",
 )
@@ -1383,6 +2013,12 @@ STATUS_SCHEMA: Schema = _obj(
             1024, description="Service ports, e.g. 80/TCP,9090:30090/TCP (PORTS column)."
         ),
         "imagesText": _str(4096, description="Container images, comma separated (IMAGES column)."),
+        "relaxedDefaults": _str(
+            256,
+            description="The operator's defaults the spec relaxes, comma separated "
+            "(RELAXED column of -o wide): runAsNonRoot=false (runs as root: Pod Security "
+            "baseline, not restricted), automountServiceAccountToken=true. Absent: none.",
+        ),
         "service": _obj(
             {
                 "name": _str(63, description="Name of the Service: the ExposedApp's name."),
@@ -1518,6 +2154,7 @@ def crd() -> Schema:
                         _column("Age", "date", ".metadata.creationTimestamp"),
                         _column("Selector", "string", ".status.selector", priority=1),
                         _column("Images", "string", ".status.imagesText", priority=1),
+                        _column("Relaxed", "string", ".status.relaxedDefaults", priority=1),
                     ],
                 }
             ],

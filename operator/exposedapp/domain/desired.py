@@ -66,6 +66,7 @@ class DesiredState:
     max_unavailable: int | str
     min_ready_seconds: int
     service_type: str
+    relaxed_defaults: tuple[str, ...] = ()  # the operator's defaults the spec relaxes
 
     def pod(self, name: str) -> dict[str, Any]:
         """A whole Pod body with its name; a fresh copy each call."""
@@ -85,16 +86,30 @@ def owner_reference(app: AppRef) -> dict[str, Any]:
     }
 
 
-# What Pod Security "restricted" asks for, and what no ExposedApp can loosen.
-POD_SECURITY_CONTEXT = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-CONTAINER_SECURITY_CONTEXT = {
+# What Pod Security "restricted" asks for. The spec may set the Pod's user, groups and
+# seccomp profile within it, and opt out of runAsNonRoot explicitly (baseline).
+POD_SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+# What no ExposedApp can loosen: the spec may only add NET_BIND_SERVICE back.
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
 }
 
 
 def _container(container: Container) -> dict[str, Any]:
-    return {**container.to_k8s(), "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT)}
+    security = {**copy.deepcopy(CONTAINER_SECURITY_CONTEXT), **to_plain(container.security_context)}
+    security["capabilities"] = {
+        **security.get("capabilities", {}),
+        **copy.deepcopy(CONTAINER_SECURITY_CONTEXT["capabilities"]),
+    }
+    return {**container.to_k8s(), "securityContext": security}
+
+
+def _pod_security(spec: ExposedAppSpec) -> dict[str, Any]:
+    return {**copy.deepcopy(POD_SECURITY_CONTEXT), **to_plain(spec.security_context)}
 
 
 def _template_hash(template: Mapping[str, Any]) -> str:
@@ -103,7 +118,7 @@ def _template_hash(template: Mapping[str, Any]) -> str:
 
 
 def _exposed(spec: ExposedAppSpec) -> list[tuple[Container, Port]]:
-    return [(c, p) for c in spec.containers for p in c.ports if p.expose]
+    return [(c, p) for c in spec.serving_containers for p in c.ports if p.expose]
 
 
 def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
@@ -127,6 +142,7 @@ def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
         selector=identity,
         ports=ports,
         images=tuple(c.image for c in spec.containers),
+        relaxed_defaults=spec.relaxed_defaults,
         strategy=spec.update_strategy.type,
         max_surge=spec.update_strategy.max_surge,
         max_unavailable=spec.update_strategy.max_unavailable,
@@ -141,12 +157,14 @@ def _pod_template(app: AppRef, spec: ExposedAppSpec) -> tuple[str, dict[str, Any
     user_annotations = dict(spec.pod_annotations)
     pod_spec: dict[str, Any] = {
         "containers": [_container(c) for c in spec.containers],
-        "securityContext": copy.deepcopy(POD_SECURITY_CONTEXT),
+        "securityContext": _pod_security(spec),
         # The app talks to its own ports, not to the Kubernetes API: no token unless asked.
-        "automountServiceAccountToken": False,
+        "automountServiceAccountToken": spec.automount_service_account_token,
         "enableServiceLinks": False,
         "restartPolicy": "Always",
     }
+    if spec.init_containers:
+        pod_spec["initContainers"] = [_container(c) for c in spec.init_containers]
     # What the spec passes on as written; never what the operator sets itself.
     pod_spec.update({k: v for k, v in to_plain(spec.pod_fields).items() if k not in pod_spec})
     # The hash covers everything a Pod is built from, except the app's identity.
@@ -155,7 +173,9 @@ def _pod_template(app: AppRef, spec: ExposedAppSpec) -> tuple[str, dict[str, Any
     )
     summary = {
         "ports": {
-            p.name: f"{p.container_port}/{p.protocol}" for c in spec.containers for p in c.ports
+            p.name: f"{p.container_port}/{p.protocol}"
+            for c in spec.serving_containers
+            for p in c.ports
         },
         "images": {c.name: c.image for c in spec.containers},
     }

@@ -152,6 +152,9 @@ class Port:
         return {"name": self.name, "containerPort": self.container_port, "protocol": self.protocol}
 
 
+EMPTY: FrozenMap[Frozen] = FrozenMap()  # immutable: safe to share as a default
+
+
 @dataclass(frozen=True)
 class Container:
     """One container. What the operator reads is typed (name, image, ports); every other
@@ -163,11 +166,20 @@ class Container:
     image: str
     ports: tuple[Port, ...]
     pod_fields: FrozenMap[Frozen]  # e.g. {"env": (...), "readinessProbe": {...}}
+    # The spec's securityContext of the container, merged with the operator's own.
+    security_context: FrozenMap[Frozen] = EMPTY
+    restart_policy: str | None = None  # "Always": an init container that is a sidecar
+
+    @property
+    def sidecar(self) -> bool:
+        return self.restart_policy == "Always"
 
     def to_k8s(self) -> dict[str, Any]:
         """The Pod's container, without what the operator adds (e.g. securityContext)."""
         out: dict[str, Any] = {"name": self.name, "image": self.image}
         out.update(to_plain(self.pod_fields))
+        if self.restart_policy is not None:
+            out["restartPolicy"] = self.restart_policy
         if self.ports:
             out["ports"] = [p.to_k8s() for p in self.ports]
         return out
@@ -209,11 +221,36 @@ class ExposedAppSpec:
     service: ServiceSpec
     update_strategy: UpdateStrategy
     min_ready_seconds: int
+    init_containers: tuple[Container, ...] = ()  # init containers and sidecars, in order
+    # The spec's Pod securityContext, merged with the operator's defaults.
+    security_context: FrozenMap[Frozen] = EMPTY
+    automount_service_account_token: bool = False
+
+    @property
+    def serving_containers(self) -> tuple[Container, ...]:
+        """The containers whose ports the Pod serves: the app's, then its sidecars."""
+        return self.containers + tuple(c for c in self.init_containers if c.sidecar)
+
+    @property
+    def runs_as_root(self) -> bool:
+        """The spec opted out of runAsNonRoot (Pod Security "baseline", not "restricted")."""
+        return self.security_context.get("runAsNonRoot") is False
+
+    @property
+    def relaxed_defaults(self) -> tuple[str, ...]:
+        """The operator's defaults this spec relaxes, as "field=value", sorted."""
+        relaxed = []
+        if self.automount_service_account_token:
+            relaxed.append("automountServiceAccountToken=true")
+        if self.runs_as_root:
+            relaxed.append("runAsNonRoot=false")
+        return tuple(relaxed)
 
 
 def exposed_ports(spec: ExposedAppSpec) -> tuple[tuple[str, Port], ...]:
-    """(container name, port) of every exposed port, in declaration order."""
-    return tuple((c.name, p) for c in spec.containers for p in c.ports if p.expose)
+    """(container name, port) of every exposed port, in declaration order: the app's
+    containers, then its sidecars."""
+    return tuple((c.name, p) for c in spec.serving_containers for p in c.ports if p.expose)
 
 
 # --- parsing -------------------------------------------------------------------------
@@ -271,9 +308,14 @@ INTERPRETED_SPEC_FIELDS = frozenset(
         "service",
         "updateStrategy",
         "minReadySeconds",
+        "initContainers",
+        "securityContext",
+        "automountServiceAccountToken",
     }
 )
-INTERPRETED_CONTAINER_FIELDS = frozenset({"name", "image", "ports"})
+INTERPRETED_CONTAINER_FIELDS = frozenset(
+    {"name", "image", "ports", "securityContext", "restartPolicy"}
+)
 
 
 def _pod_fields(value: Mapping[str, Any], interpreted: frozenset[str]) -> FrozenMap[Frozen]:
@@ -304,6 +346,9 @@ def _build(spec: Mapping[str, Any]) -> ExposedAppSpec:
             publish_not_ready_addresses=service["publishNotReadyAddresses"],
         ),
         update_strategy=_update_strategy(spec["updateStrategy"]),
+        init_containers=tuple(_container(c) for c in spec.get("initContainers", ())),
+        security_context=_frozen(spec.get("securityContext", {})),
+        automount_service_account_token=spec.get("automountServiceAccountToken", False),
         min_ready_seconds=spec["minReadySeconds"],
     )
 
@@ -333,7 +378,13 @@ def _container(c: Mapping[str, Any]) -> Container:
             for p in c.get("ports", ())
         ),
         pod_fields=_pod_fields(_without_default_mount_fields(c), INTERPRETED_CONTAINER_FIELDS),
+        security_context=_frozen(c.get("securityContext", {})),
+        restart_policy=c.get("restartPolicy"),
     )
+
+
+def _frozen(value: Mapping[str, Any]) -> FrozenMap[Frozen]:
+    return cast(FrozenMap[Frozen], freeze(value))
 
 
 def _without_default_mount_fields(container: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -386,6 +437,8 @@ _PATTERNS = {
     crd.ENV_NAME: "an environment variable name: letters, digits, '-', '_' and '.', not "
     "starting with a digit",
     crd.NO_SPACE: "without whitespace",
+    crd.DNS1123_SUBDOMAIN: "a DNS subdomain: lowercase letters, digits, '-' and '.', "
+    "starting and ending with a letter or digit",
     crd.IANA_SVC_NAME: "a port name: lowercase letters, digits and '-'",
     crd.REASON: "a CamelCase reason",
 }
@@ -608,11 +661,28 @@ def _mount_paths(container: Mapping[str, Any], path: str) -> None:
     _unique(container.get("volumeMounts", []), "mountPath", "mountPath", f"{path}.volumeMounts")
 
 
-def _pod_ports(containers: list[Mapping[str, Any]]) -> Iterator[tuple[str, Mapping[str, Any], str]]:
-    """(container name, port, port path) of every port of the Pod."""
+def _pod_ports(
+    containers: list[Mapping[str, Any]], path: str
+) -> Iterator[tuple[str, Mapping[str, Any], str]]:
+    """(container name, port, port path) of every port of one list of containers."""
     for i, c in enumerate(containers):
         for j, p in enumerate(c.get("ports", ())):
-            yield c["name"], p, f"spec.containers[{i}].ports[{j}]"
+            yield c["name"], p, f"{path}[{i}].ports[{j}]"
+
+
+def _all_pod_ports(
+    spec: Mapping[str, Any], path: str
+) -> Iterator[tuple[str, Mapping[str, Any], str]]:
+    """(container name, port, port path) of every port of the Pod: containers, sidecars."""
+    yield from _pod_ports(spec["containers"], f"{path}.containers")
+    yield from _pod_ports(spec.get("initContainers", []), f"{path}.initContainers")
+
+
+def _all_containers(spec: Mapping[str, Any], path: str) -> Iterator[tuple[Mapping[str, Any], str]]:
+    """(container, its path) of every container and init container."""
+    for field in ("containers", "initContainers"):
+        for i, c in enumerate(spec.get(field, ())):
+            yield c, f"{path}.{field}[{i}]"
 
 
 def _pod_unique(
@@ -624,7 +694,7 @@ def _pod_unique(
 ) -> Twin:
     def check(containers: list[Mapping[str, Any]], path: str) -> None:
         seen: dict[Any, tuple[str, Mapping[str, Any]]] = {}
-        for container, port, port_path in _pod_ports(containers):
+        for container, port, port_path in _pod_ports(containers, path):
             if not only(port):
                 continue
             owner, first = seen.setdefault(key(port), (container, port))
@@ -643,10 +713,10 @@ def _container_names(containers: list[Mapping[str, Any]], path: str) -> None:
     _unique(containers, "name", "container name", path)
 
 
-def _exposed_port_required(containers: list[Mapping[str, Any]], path: str) -> None:
-    if not any(p["expose"] for _, p, _ in _pod_ports(containers)):
+def _exposed_port_required(spec: Mapping[str, Any], path: str) -> None:
+    if not any(p["expose"] for _, p, _ in _all_pod_ports(spec, path)):
         raise SpecError(
-            path,
+            f"{path}.containers",
             "at least one container port must be exposed: the Service needs a port (expose "
             "defaults to true)",
         )
@@ -687,7 +757,7 @@ def _node_port_type(spec: Mapping[str, Any], path: str) -> None:
     kind = spec["service"]["type"]
     if kind in _NODE_PORT_TYPES:
         return
-    for _, port, port_path in _pod_ports(spec["containers"]):
+    for _, port, port_path in _all_pod_ports(spec, path):
         if "nodePort" in port:
             raise SpecError(
                 f"{port_path}.nodePort",
@@ -697,13 +767,145 @@ def _node_port_type(spec: Mapping[str, Any], path: str) -> None:
 
 def _volume_mounts_declared(spec: Mapping[str, Any], path: str) -> None:
     declared = {v["name"] for v in spec.get("volumes", ())}
-    for i, c in enumerate(spec["containers"]):
+    for c, container_path in _all_containers(spec, path):
         for j, m in enumerate(c.get("volumeMounts", ())):
             if m["name"] not in declared:
                 raise SpecError(
-                    f"{path}.containers[{i}].volumeMounts[{j}].name",
+                    f"{container_path}.volumeMounts[{j}].name",
                     f"volume {_show(m['name'])} is not declared in spec.volumes",
                 )
+
+
+def _seccomp_localhost(profile: Mapping[str, Any], path: str) -> None:
+    if (profile["type"] == "Localhost") != ("localhostProfile" in profile):
+        raise SpecError(
+            f"{path}.localhostProfile",
+            "localhostProfile is required with type Localhost, and only then",
+        )
+
+
+def _opted_out_of_non_root(security: Mapping[str, Any]) -> bool:
+    return security.get("runAsNonRoot") is False
+
+
+def _root_needs_opt_out(security: Mapping[str, Any], path: str) -> None:
+    if security.get("runAsUser") == 0 and not _opted_out_of_non_root(security):
+        raise SpecError(
+            f"{path}.runAsUser",
+            "runAsUser 0 (root) needs runAsNonRoot: false: without it the kubelet refuses "
+            "to start the container",
+        )
+
+
+def _container_root_needs_opt_out(spec: Mapping[str, Any], path: str) -> None:
+    if _opted_out_of_non_root(spec.get("securityContext", {})):
+        return
+    for c, container_path in _all_containers(spec, path):
+        if c.get("securityContext", {}).get("runAsUser") == 0:
+            raise SpecError(
+                f"{container_path}.securityContext.runAsUser",
+                "runAsUser 0 (root) needs spec.securityContext.runAsNonRoot: false",
+            )
+
+
+def _lifecycle_port(hook: str) -> Twin:
+    def check(container: Mapping[str, Any], path: str) -> None:
+        port = container.get("lifecycle", {}).get(hook, {}).get("httpGet", {}).get("port")
+        if isinstance(port, str) and all(p["name"] != port for p in container.get("ports", ())):
+            raise SpecError(
+                f"{path}.lifecycle.{hook}.httpGet.port",
+                f"{_show(port)} names no port of container {_show(container['name'])}",
+            )
+
+    return check
+
+
+def _startup_threshold(container: Mapping[str, Any], path: str) -> None:
+    threshold = container.get("startupProbe", {}).get("successThreshold", 1)
+    if threshold != 1:
+        raise SpecError(
+            f"{path}.startupProbe.successThreshold",
+            f"must be 1 for a startup probe, got {threshold}",
+        )
+
+
+def _init_ports_need_sidecar(container: Mapping[str, Any], path: str) -> None:
+    if "restartPolicy" not in container and container.get("ports"):
+        raise SpecError(
+            f"{path}.ports",
+            f"init container {_show(container['name'])} declares ports, which only a sidecar "
+            "(restartPolicy: Always) can: an init container ends before the app starts",
+        )
+
+
+def _init_probes_need_sidecar(container: Mapping[str, Any], path: str) -> None:
+    if "restartPolicy" in container:
+        return
+    for field in ("readinessProbe", "livenessProbe", "startupProbe", "lifecycle"):
+        if field in container:
+            raise SpecError(
+                f"{path}.{field}",
+                f"{field} needs a sidecar (restartPolicy: Always): init container "
+                f"{_show(container['name'])} runs to completion",
+            )
+
+
+def _toleration_exists_no_value(toleration: Mapping[str, Any], path: str) -> None:
+    if toleration.get("operator") == "Exists" and toleration.get("value"):
+        raise SpecError(f"{path}.value", "a toleration with operator Exists takes no value")
+
+
+def _toleration_empty_key(toleration: Mapping[str, Any], path: str) -> None:
+    if not toleration.get("key") and toleration.get("operator") != "Exists":
+        raise SpecError(f"{path}.operator", "a toleration without a key needs operator Exists")
+
+
+def _toleration_seconds(toleration: Mapping[str, Any], path: str) -> None:
+    if "tolerationSeconds" in toleration and toleration.get("effect") != "NoExecute":
+        raise SpecError(f"{path}.tolerationSeconds", "tolerationSeconds needs effect NoExecute")
+
+
+def _min_domains(constraint: Mapping[str, Any], path: str) -> None:
+    if "minDomains" in constraint and constraint["whenUnsatisfiable"] != "DoNotSchedule":
+        raise SpecError(f"{path}.minDomains", "minDomains needs whenUnsatisfiable DoNotSchedule")
+
+
+def _init_names_apart(spec: Mapping[str, Any], path: str) -> None:
+    names = {c["name"] for c in spec["containers"]}
+    for i, c in enumerate(spec.get("initContainers", ())):
+        if c["name"] in names:
+            raise SpecError(
+                f"{path}.initContainers[{i}].name",
+                f"container name {_show(c['name'])} is already used by a container",
+            )
+
+
+def _sidecar_apart(
+    key: Callable[[Mapping[str, Any]], Any],
+    field: str,
+    describe: Callable[[Mapping[str, Any]], str],
+    why: str,
+    only: Callable[[Mapping[str, Any]], bool] = lambda p: True,
+) -> Twin:
+    def check(spec: Mapping[str, Any], path: str) -> None:
+        taken = {
+            key(p): (c, p)
+            for c, p, _ in _pod_ports(spec["containers"], f"{path}.containers")
+            if only(p)
+        }
+        for _, port, port_path in _pod_ports(
+            spec.get("initContainers", []), f"{path}.initContainers"
+        ):
+            if only(port) and key(port) in taken:
+                owner, first = taken[key(port)]
+                by = f"container {_show(owner)}"
+                if field != "name":
+                    by = f"port {_show(first['name'])} of {by}"
+                raise SpecError(
+                    f"{port_path}.{field}", f"{describe(port)} is already used by {by} {why}"
+                )
+
+    return check
 
 
 def _endpoint(number: str) -> Callable[[Mapping[str, Any]], str]:
@@ -726,9 +928,49 @@ _TWINS: dict[str, Twin] = {
     "port-expose-only": _port_expose,
     **{
         f"{probe}-{handler}-port-declared": _probe_port(probe, handler)
-        for probe in ("readinessProbe", "livenessProbe")
+        for probe in crd.PROBES
         for handler in ("httpGet", "tcpSocket")
     },
+    **{
+        f"lifecycle-{hook}-port-declared": _lifecycle_port(hook)
+        for hook in ("postStart", "preStop")
+    },
+    "startup-success-threshold": _startup_threshold,
+    "lifecycle-handler-one-of": _one_of(crd.LIFECYCLE_HANDLERS, "a lifecycle handler"),
+    "env-from-one-of": _one_of(crd.ENV_FROM_SOURCES, "an envFrom entry"),
+    "seccomp-localhost-profile": _seccomp_localhost,
+    "root-needs-opt-out": _root_needs_opt_out,
+    "container-root-needs-opt-out": _container_root_needs_opt_out,
+    "init-container-ports-need-sidecar": _init_ports_need_sidecar,
+    "init-container-probes-need-sidecar": _init_probes_need_sidecar,
+    "init-container-names-apart": _init_names_apart,
+    "toleration-exists-no-value": _toleration_exists_no_value,
+    "toleration-empty-key-exists": _toleration_empty_key,
+    "toleration-seconds-no-execute": _toleration_seconds,
+    "min-domains-needs-do-not-schedule": _min_domains,
+    "sidecar-port-names-apart": _sidecar_apart(
+        lambda p: p["name"], "name", lambda p: f"port name {_show(p['name'])}", _SHARED
+    ),
+    "sidecar-container-ports-apart": _sidecar_apart(
+        lambda p: (p["containerPort"], p["protocol"]),
+        "containerPort",
+        _endpoint("containerPort"),
+        _SHARED,
+    ),
+    "sidecar-service-ports-apart": _sidecar_apart(
+        lambda p: (_service_port(p), p["protocol"]),
+        "servicePort",
+        lambda p: f"Service port {_endpoint('servicePort')(p)}",
+        "(servicePort defaults to containerPort): set a distinct servicePort, or expose: false",
+        only=lambda p: bool(p["expose"]),
+    ),
+    "sidecar-node-ports-apart": _sidecar_apart(
+        lambda p: (p["nodePort"], p["protocol"]),
+        "nodePort",
+        lambda p: f"nodePort {_endpoint('nodePort')(p)}",
+        "(each nodePort/protocol opens one port on every node)",
+        only=lambda p: "nodePort" in p,
+    ),
     "liveness-success-threshold": _liveness_threshold,
     "mount-paths-unique": _mount_paths,
     "container-names-unique": _container_names,

@@ -180,6 +180,8 @@ def summarise(
         "readyText": f"{len(ready)}/{desired.replicas}",
         "imagesText": bounded_list(list(desired.images), _TEXT_LIMITS["imagesText"]),
     }
+    if desired.relaxed_defaults:  # a few fixed names: far below the schema's bound
+        status["relaxedDefaults"] = ",".join(desired.relaxed_defaults)
     if desired.service is not None:
         status["service"] = _service_status(desired, service, slices)
         status["portsText"] = bounded_list(
