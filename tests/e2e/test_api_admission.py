@@ -78,7 +78,7 @@ def test_unknown_fields_are_pruned_without_strict_validation(
     _apply(kubectl, namespace, manifest, "--validate=false", check=True)
     spec = _get(kubectl, namespace, "pruned")["spec"]
     assert "hostNetwork" not in spec
-    assert "securityContext" not in spec["containers"][0]
+    assert spec["containers"][0]["securityContext"] == {}  # privileged is not in the API
     assert spec["containers"][0]["ports"] == [
         {"name": "http", "containerPort": 8080, "protocol": "TCP", "expose": True}
     ]
@@ -158,6 +158,7 @@ def test_columns(kubectl: Kubectl, crd: str, namespace: str) -> None:
         "portsText": "80/TCP,9090/TCP",
         "imagesText": "nginx:1.27,exporter:1",
         "selector": "exposedapp.dev/app=web",
+        "relaxedDefaults": "runAsNonRoot=false",
         "service": {"name": "web", "type": "ClusterIP", "clusterIP": "10.96.7.7"},
     }
     kubectl(
@@ -186,8 +187,13 @@ def test_columns(kubectl: Kubectl, crd: str, namespace: str) -> None:
         "AGE",
         "SELECTOR",
         "IMAGES",
+        "RELAXED",
     ]
-    assert row.split()[-2:] == ["exposedapp.dev/app=web", "nginx:1.27,exporter:1"]
+    assert row.split()[-3:] == [
+        "exposedapp.dev/app=web",
+        "nginx:1.27,exporter:1",
+        "runAsNonRoot=false",
+    ]
 
 
 def test_exposedapps_are_in_the_all_category(kubectl: Kubectl, crd: str, namespace: str) -> None:
