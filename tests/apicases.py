@@ -881,4 +881,72 @@ INVALID: tuple[Invalid, ...] = (
         '"http" of container "app" (each nodePort/protocol opens one port on every node)',
         ("spec.initContainers:", "each nodePort/protocol can be used by one port only"),
     ),
+    Invalid(
+        "spread-selector-in-without-values",
+        "label-requirement-values",
+        app(
+            topologySpreadConstraints=[
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "DoNotSchedule",
+                    "labelSelector": {"matchExpressions": [{"key": "tier", "operator": "In"}]},
+                }
+            ]
+        ),
+        "spec.topologySpreadConstraints[0].labelSelector.matchExpressions[0].values: "
+        "operator In needs at least one value",
+        (
+            "spec.topologySpreadConstraints[0].labelSelector.matchExpressions[0].values",
+            "In and NotIn need values; Exists and DoesNotExist take none",
+        ),
+    ),
+    Invalid(
+        "node-affinity-gt-two-values",
+        "node-requirement-values",
+        app(
+            affinity={
+                "nodeAffinity": {
+                    "preferredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "weight": 1,
+                            "preference": {
+                                "matchExpressions": [
+                                    {"key": "cores", "operator": "Gt", "values": ["4", "8"]}
+                                ]
+                            },
+                        }
+                    ]
+                }
+            }
+        ),
+        "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]."
+        "preference.matchExpressions[0].values: operator Gt needs exactly one integer value",
+        (
+            "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0]."
+            "preference.matchExpressions[0].values",
+            "Gt and Lt one integer",
+        ),
+    ),
+    Invalid(
+        "automount-not-a-boolean",
+        "type",
+        app(automountServiceAccountToken="yes"),
+        'spec.automountServiceAccountToken: must be true or false, got "yes"',
+        ("spec.automountServiceAccountToken", "must be of type boolean"),
+    ),
+    Invalid(
+        "working-dir-too-long",
+        "maxLength",
+        app(containers=[container(workingDir="/" + "d" * 4096)]),
+        "spec.containers[0].workingDir: must be at most 4096 characters, got 4097",
+        ("spec.containers[0].workingDir", "may not be more than 4096"),
+    ),
+    Invalid(
+        "supplemental-group-negative",
+        "minimum",
+        app(securityContext={"supplementalGroups": [-5]}),
+        "spec.securityContext.supplementalGroups[0]: must be at least 0, got -5",
+        ("spec.securityContext.supplementalGroups[0]", "greater than or equal to 0"),
+    ),
 )

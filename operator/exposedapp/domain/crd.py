@@ -1465,6 +1465,15 @@ _LABEL_SELECTOR_REQUIREMENT = _obj(
         "values": _list(_str(63), 64, description="The values, for In and NotIn."),
     },
     required=["key", "operator"],
+    rules=[
+        _rule(
+            "label-requirement-values",
+            "self.operator in ['In', 'NotIn'] ? has(self.values) && self.values.size() > 0 "
+            ": !has(self.values) || self.values.size() == 0",
+            "In and NotIn need values; Exists and DoesNotExist take none",
+            field_path=".values",
+        )
+    ],
 )
 _LABEL_SELECTOR = _obj(
     {
@@ -1489,6 +1498,17 @@ _NODE_SELECTOR_REQUIREMENT = _obj(
         "values": _list(_str(63), 64, description="The values the operator compares with."),
     },
     required=["key", "operator"],
+    rules=[
+        _rule(
+            "node-requirement-values",
+            "self.operator in ['In', 'NotIn'] ? has(self.values) && self.values.size() > 0 "
+            ": self.operator in ['Gt', 'Lt'] ? has(self.values) && self.values.size() == 1 "
+            "&& self.values[0].matches('^-?[0-9]+$') "
+            ": !has(self.values) || self.values.size() == 0",
+            "In and NotIn need values, Gt and Lt one integer, Exists and DoesNotExist none",
+            field_path=".values",
+        )
+    ],
 )
 _NODE_SELECTOR_TERM = _obj(
     {

@@ -870,6 +870,20 @@ def _min_domains(constraint: Mapping[str, Any], path: str) -> None:
         raise SpecError(f"{path}.minDomains", "minDomains needs whenUnsatisfiable DoNotSchedule")
 
 
+def _requirement_values(requirement: Mapping[str, Any], path: str) -> None:
+    """A label or node selector requirement's values, as its operator wants them."""
+    operator, values = requirement["operator"], requirement.get("values", [])
+    if operator in ("In", "NotIn"):
+        ok, needs = bool(values), "needs at least one value"
+    elif operator in ("Gt", "Lt"):
+        ok = len(values) == 1 and re.fullmatch("-?[0-9]+", values[0]) is not None
+        needs = "needs exactly one integer value"
+    else:
+        ok, needs = not values, "takes no values"
+    if not ok:
+        raise SpecError(f"{path}.values", f"operator {operator} {needs}")
+
+
 def _init_names_apart(spec: Mapping[str, Any], path: str) -> None:
     names = {c["name"] for c in spec["containers"]}
     for i, c in enumerate(spec.get("initContainers", ())):
@@ -948,6 +962,8 @@ _TWINS: dict[str, Twin] = {
     "toleration-empty-key-exists": _toleration_empty_key,
     "toleration-seconds-no-execute": _toleration_seconds,
     "min-domains-needs-do-not-schedule": _min_domains,
+    "label-requirement-values": _requirement_values,
+    "node-requirement-values": _requirement_values,
     "sidecar-port-names-apart": _sidecar_apart(
         lambda p: p["name"], "name", lambda p: f"port name {_show(p['name'])}", _SHARED
     ),
