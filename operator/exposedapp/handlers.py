@@ -61,6 +61,7 @@ TRIM_AFTER_RECONCILES = 200  # a burst worth giving memory back after
 # kopf lists in pages of this many objects instead of one response per resource: each
 # response is small, so a restart over many apps settles lower (docs/performance-notes.md).
 KOPF_LIST_PAGE_SIZE = 100
+INITIAL_STREAMING = os.environ.get("EXPOSEDAPP_INITIAL_STREAMING", "") == "1"
 CHILD_SELECTOR = {APP_LABEL: kopf.PRESENT}
 
 
@@ -451,6 +452,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
     if not settings.peering.clusterwide:
         settings.scanning.disabled = True
     settings.watching.server_timeout = 300
-    if paged_listing_is_safe():  # kopf would stop a watcher on an expired page otherwise
+    if INITIAL_STREAMING:
+        # The API's watch-list: the initial state arrives as watch events, no LIST at all.
+        settings.watching.initial_streaming = True
+    elif paged_listing_is_safe():  # kopf would stop a watcher on an expired page otherwise
         settings.watching.chunk_size = KOPF_LIST_PAGE_SIZE
     settings.networking.request_timeout = 60

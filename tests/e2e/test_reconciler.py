@@ -132,7 +132,12 @@ def test_deleted_pod_is_replaced_and_scale_follows_kubectl_scale(
     cluster.kubectl("scale", "xapp", "heal", "--replicas=1", "-n", apps.namespace)
     wait_for(lambda: apps.live_pods("heal"), lambda pods: len(pods) == 1, what="1 Pod")
     apps.wait_ready("heal")
-    assert apps.ready_endpoints("heal") == {"http": 1}
+    # The EndpointSlice controller drops the deleted Pods' endpoints in its own time.
+    wait_for(
+        lambda: apps.ready_endpoints("heal"),
+        lambda endpoints: endpoints == {"http": 1},
+        what="one ready endpoint",
+    )
     assert_second_reconcile_writes_nothing(apps, "heal", operator, audit, cluster)
 
 
