@@ -137,6 +137,7 @@ class _Memory:
     # A new Service queued for creation (see Reconciler.create_service), and what
     # reconciles did meanwhile: reported in one event once the Service is there.
     service_creating: bool = False
+    owner_checked: bool = False  # the reconcile that queued the create found no Service
     done_meanwhile: list[Action] = field(default_factory=list)
     collected: ApplyResult | None = None  # a finished create's result, not yet told
     service_refused: bool = False  # the last create was refused: retry in line, with backoff
@@ -455,6 +456,9 @@ class Reconciler:
             # and the problem backoff grows, instead of flapping with each queued try.
             return the_plan
         memory.service_creating = True
+        # This pass found no Service under the name (_service asked the API): the create
+        # step need not ask again, unless it has to try again later.
+        memory.owner_checked = True
         self.queue_service_create(key)
         return dataclasses.replace(the_plan, actions=rest)
 
@@ -482,7 +486,11 @@ class Reconciler:
         except SpecError:
             memory.service_creating = False  # the app's reconcile tells why
             return Outcome()
-        service, conflict = await self._service(snap, desired, creating=True)
+        if memory.owner_checked:
+            service, conflict = None, None
+        else:
+            service, conflict = await self._service(snap, desired, creating=True)
+        memory.owner_checked = False  # a retry (after a TransientError) asks again
         actions = [
             a
             for a in self._plan(snap, desired, service, conflict).actions

@@ -33,10 +33,12 @@ class ScriptedClient:
 
     def __init__(self) -> None:
         self.writes: list[str] = []
+        self.reads: list[str] = []
         self.events: list[tuple[str, str]] = []
         self.pods: list[Mapping[str, Any]] = []  # what the watch shows next
 
     def get(self, kind: str, namespace: str, name: str) -> Answer:
+        self.reads.append(f"get {kind} {name}")
         return Answer(404, "NotFound", "not found", {})
 
     def create_pod(self, body: Mapping[str, Any]) -> Answer:
@@ -90,6 +92,8 @@ def test_pods_do_not_wait_for_the_service_and_one_event_tells_it_all() -> None:
 
     asyncio.run(asyncio.wait_for(scenario(), timeout=20))
     assert client.writes.count("apply service web") == 1
+    # Whose Service holds the name was asked once: by the reconcile that queued the create.
+    assert client.reads == ["get services web"]
     assert len(client.events) == 1
     reason, message = client.events[0]
     assert reason == "Reconciled"
