@@ -56,6 +56,7 @@ RESYNC_SECONDS = float(os.environ.get("EXPOSEDAPP_RESYNC_SECONDS", "300"))
 # keeps them all busy.
 WORKERS = int(os.environ.get("EXPOSEDAPP_WORKERS", "32"))
 API_THREADS = int(os.environ.get("EXPOSEDAPP_API_THREADS", "32"))
+SERVICE_CREATE_THREADS = int(os.environ.get("EXPOSEDAPP_SERVICE_CREATE_THREADS", "8"))
 PAUSED_CREATE_RETRY = 5.0  # seconds: a create queued before this replica was paused waits
 TRIM_AFTER_RECONCILES = 200  # a burst worth giving memory back after
 # kopf lists in pages of this many objects instead of one response per resource: each
@@ -363,16 +364,21 @@ async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     asyncio.get_running_loop().set_default_executor(
         concurrent.futures.ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="api")
     )
-    runtime.client = ApiClient.from_env(connections=API_THREADS)
+    runtime.client = ApiClient.from_env(connections=API_THREADS + SERVICE_CREATE_THREADS)
     runtime.queue = WorkQueue(_reconcile_unless_paused, workers=WORKERS)
-    # Each create waits on the apiserver's cluster IP allocation, not on this process: as
-    # many workers as API connections, so creates never hold the reconciles' workers.
-    runtime.service_creates = WorkQueue(_create_service_unless_paused, workers=API_THREADS)
+    # New Services: their own workers and threads, so that they neither hold the
+    # reconciles' workers nor wait behind every app's Pod creates.
+    runtime.service_creates = WorkQueue(
+        _create_service_unless_paused, workers=SERVICE_CREATE_THREADS
+    )
     runtime.reconciler = Reconciler(
         runtime.client,
         runtime.cache.observe,
         wake=runtime.queue.enqueue,
         queue_service_create=runtime.service_creates.enqueue,
+        service_create_threads=concurrent.futures.ThreadPoolExecutor(
+            max_workers=SERVICE_CREATE_THREADS, thread_name_prefix="service-create"
+        ),
     )
     runtime.queue.start()
     runtime.service_creates.start()

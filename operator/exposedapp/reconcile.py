@@ -16,11 +16,12 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
 from .domain.desired import AppRef, DesiredState, build_desired
-from .domain.labels import APP_LABEL
+from .domain.labels import APP_LABEL, SERVICE_NAME_LABEL
 from .domain.model import SpecError, parse_spec, validate_name
 from .domain.objects import controlled_by, owned_keys, summarise_done
 from .domain.plan import Action, ObservedPod, Plan, ServiceConflict, observe_pod, plan
@@ -45,6 +46,12 @@ logger = logging.getLogger(__name__)
 EXPECTATION_TIMEOUT = 30.0
 PROBLEM_BACKOFF = Backoff(initial=2.0, maximum=60.0)
 PARTIAL_REQUEUE_SECONDS = 1.0
+SLICES_GRACE = 5.0  # seconds the EndpointSlices of a new Service may take to appear
+
+
+def _slice_of(slice_: Mapping[str, Any], service: str) -> bool:
+    labels = (slice_.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(SERVICE_NAME_LABEL) == service)
 
 
 def _relaxed_message(relaxed: str) -> str:
@@ -138,6 +145,7 @@ class _Memory:
     # reconciles did meanwhile: reported in one event once the Service is there.
     service_creating: bool = False
     owner_checked: bool = False  # the reconcile that queued the create found no Service
+    service_created_at: float | None = None  # monotonic: our new Service, slices to come
     done_meanwhile: list[Action] = field(default_factory=list)
     collected: ApplyResult | None = None  # a finished create's result, not yet told
     service_refused: bool = False  # the last create was refused: retry in line, with backoff
@@ -177,6 +185,7 @@ class Reconciler:
         monotonic: Callable[[], float] = time.monotonic,
         wake: Callable[[AppKey], None] | None = None,
         queue_service_create: Callable[[AppKey], None] | None = None,
+        service_create_threads: Executor | None = None,
     ) -> None:
         """Raises ValueError if ``queue_service_create`` is given without ``wake``: the app
         would never be reconciled again once its Service is created.
@@ -185,7 +194,10 @@ class Reconciler:
         times what the reconciler waits for: expectations, status debounce.
         ``wake`` queues an app's reconcile again (once its new Service is created);
         ``queue_service_create`` queues ``create_service`` for an app on a queue of its
-        own. Without it a new Service is created in line, by the app's reconcile."""
+        own, whose API requests run in ``service_create_threads`` (so that they never wait
+        behind the Pod creates of every app arriving at once: the Service is on the path to
+        Ready, its cluster IP allocated one at a time). Without it a new Service is created
+        in line, by the app's reconcile."""
         if queue_service_create is not None and wake is None:
             raise ValueError("queue_service_create needs wake")
         self.client = client
@@ -194,6 +206,7 @@ class Reconciler:
         self.monotonic = monotonic
         self.wake = wake
         self.queue_service_create = queue_service_create
+        self.service_create_threads = service_create_threads
         self.memory: dict[AppKey, _Memory] = {}
         self._event_tasks: set[asyncio.Task[None]] = set()
         self.recorder = EventRecorder(client, clock)
@@ -252,10 +265,10 @@ class Reconciler:
             snap.slices,
             problems,
             memory,
-            # A Service still being created counts as a change under way: its arrival
-            # brings the Ready write, and progress written meanwhile (Pods turning ready
-            # while the Service waits seconds for its cluster IP) is stale moments later.
-            acted=bool(result.done) or memory.service_creating,
+            # A Service still being created, or just created and without its EndpointSlices
+            # yet, counts as a change under way: their arrival brings the Ready write, and
+            # progress written meanwhile is stale moments later.
+            acted=bool(result.done) or memory.service_creating or self._slices_due(snap),
         )
         log = logger.info if (result.done or wrote_status or problems) else logger.debug
         log(
@@ -496,12 +509,14 @@ class Reconciler:
             for a in self._plan(snap, desired, service, conflict).actions
             if a.kind == "apply_service"
         ]
-        result = await execute(self.client, snap.ref, Plan(actions=tuple(actions)))
+        create = Plan(actions=tuple(actions))
+        result = await execute(self.client, snap.ref, create, executor=self.service_create_threads)
         memory.service_creating = False
         memory.service_refused = bool(result.problems)
         if result.service is not None:
             memory.service_seen_before = None  # our cache had no Service when it was created
             memory.service_written = result.service
+            memory.service_created_at = self.monotonic()
         memory.collected = result
         # An app in problem backoff is already due again later: waking it now would retry
         # its refused Pods early. That retry collects the Service instead.
@@ -516,6 +531,19 @@ class Reconciler:
             memory.expectations.deadline = self.monotonic() + EXPECTATION_TIMEOUT
         memory.foreign_names |= set(result.foreign_names) | set(result.hidden_names)
 
+    def _slices_due(self, snap: _Snapshot) -> bool:
+        """Our new Service's EndpointSlices are still to come (the EndpointSlice
+        controller makes them moments after the Service): within SLICES_GRACE seconds."""
+        created = snap.memory.service_created_at
+        if created is None:
+            return False
+        if any(_slice_of(s, snap.ref.name) for s in snap.slices) or (
+            self.monotonic() - created > SLICES_GRACE
+        ):
+            snap.memory.service_created_at = None
+            return False
+        return True
+
     def _outcome(self, the_plan: Plan, problems: list[Problem], memory: _Memory) -> Outcome:
         if problems:
             # A refusal (quota, Pod Security, ...) may be lifted without any event on our
@@ -524,6 +552,11 @@ class Reconciler:
             return Outcome(requeue_after=PROBLEM_BACKOFF.delay(memory.problem_runs))
         memory.problem_runs = 0
         status_due = self.status.retry_after(memory.uid)
+        if memory.service_created_at is not None:  # look again once the grace is over
+            status_due = min(
+                status_due or SLICES_GRACE,
+                max(0.1, SLICES_GRACE - (self.monotonic() - memory.service_created_at)),
+            )
         waits = [t for t in (the_plan.requeue_after, status_due) if t is not None]
         return Outcome(requeue_after=min(waits) if waits else None)
 
@@ -554,7 +587,8 @@ class Reconciler:
         relaxed = wanted.get("relaxedDefaults")
         if relaxed and relaxed != current.get("relaxedDefaults"):
             self._event(ref, "Normal", "DefaultsRelaxed", _relaxed_message(relaxed))
-        written = await self.status.write(ref, current, wanted, acted=acted)
+        version = (app.get("metadata") or {}).get("resourceVersion")
+        written = await self.status.write(ref, current, wanted, acted=acted, version=version)
         self._tell_problems(ref, problems, memory)
         self._tell_pod_problems(ref, pods, memory)
         return written

@@ -14,6 +14,7 @@ import pytest
 from test_reconcile_service_create import APP, ScriptedClient
 
 from exposedapp import reconcile
+from exposedapp.domain.labels import SERVICE_NAME_LABEL
 from exposedapp.reconcile import AppKey, Observed, Reconciler
 
 
@@ -32,7 +33,13 @@ def _progress_written(apps: int) -> tuple[bool, float | None]:
 
     def observe(key: AppKey) -> Observed:
         pods = tuple(p for p in client.pods if p["metadata"]["name"].startswith(f"{key[1]}-"))
-        return Observed(app=_app(key[1]), pods=pods)
+        # The Service's EndpointSlice is there (no endpoint ready yet): progress is news.
+        slice_ = {
+            "metadata": {"uid": f"slice-{key[1]}", "labels": {SERVICE_NAME_LABEL: key[1]}},
+            "endpoints": [],
+            "ports": [],
+        }
+        return Observed(app=_app(key[1]), pods=pods, slices=(slice_,))
 
     async def scenario() -> tuple[bool, float | None]:
         reconciler = Reconciler(

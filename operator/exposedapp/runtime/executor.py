@@ -8,8 +8,11 @@ that is away) is raised as TransientError so the work queue retries with backoff
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +26,16 @@ from .client import Answer, KubeApi, is_transient
 __all__ = ["ApplyResult", "TransientError", "check_service_owner", "execute"]
 
 logger = logging.getLogger(__name__)
+# The threads execute()'s requests run in: the loop's default, or the caller's own.
+_EXECUTOR: contextvars.ContextVar[Executor | None] = contextvars.ContextVar(
+    "executor", default=None
+)
+
+
+async def _call(function: Callable[..., Answer], *args: Any) -> Answer:
+    """One synchronous API request, in execute()'s threads."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_EXECUTOR.get(), functools.partial(function, *args))
 
 
 class TransientError(RuntimeError):
@@ -92,10 +105,10 @@ def _landed(answer: Answer, result: ApplyResult, what: str) -> bool:
 
 async def _create_pod(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> bool:
     assert action.body is not None
-    answer = await asyncio.to_thread(client.create_pod, action.body)
+    answer = await _call(client.create_pod, action.body)
     if answer.code == 409 and answer.reason == "AlreadyExists":
         # A stale cache: the Pod exists. Never a duplicate; but is it ours?
-        existing = await asyncio.to_thread(client.get, "pods", app.namespace, action.name)
+        existing = await _call(client.get, "pods", app.namespace, action.name)
         if existing.ok and not controlled_by(existing.body, app.uid):
             result.foreign_names.append(action.name)
         elif existing.ok and labels_of(existing.body).get(APP_LABEL) != app.name:
@@ -108,7 +121,7 @@ async def _create_pod(client: KubeApi, action: Action, app: AppRef, result: Appl
 
 
 async def _delete_pod(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> bool:
-    answer = await asyncio.to_thread(client.delete, "pods", app.namespace, action.name, action.uid)
+    answer = await _call(client.delete, "pods", app.namespace, action.name, action.uid)
     if answer.code in (404, 409):  # already gone, or a successor with that name
         return False
     if not _landed(answer, result, f"deleting Pod {action.name}"):
@@ -120,16 +133,14 @@ async def _delete_pod(client: KubeApi, action: Action, app: AppRef, result: Appl
 async def _write_service(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> bool:
     assert action.body is not None
     if action.kind == "recreate_service":
-        gone = await asyncio.to_thread(
-            client.delete, "services", app.namespace, action.name, action.uid
-        )
+        gone = await _call(client.delete, "services", app.namespace, action.name, action.uid)
         if gone.code != 404 and not _landed(gone, result, f"deleting Service {action.name}"):
             return False
     if action.kind == "replace_service":
-        answer = await asyncio.to_thread(client.replace_service, action.body)
+        answer = await _call(client.replace_service, action.body)
         what = f"repairing Service {action.name}"
     else:
-        answer = await asyncio.to_thread(client.apply_service, action.body)
+        answer = await _call(client.apply_service, action.body)
         what = f"applying Service {action.name}"
     if not _landed(answer, result, what):
         return False
@@ -157,14 +168,29 @@ async def _run(client: KubeApi, action: Action, app: AppRef, result: ApplyResult
     )
 
 
-async def execute(client: KubeApi, app: AppRef, plan: Plan, parallel: int = 16) -> ApplyResult:
+async def execute(
+    client: KubeApi,
+    app: AppRef,
+    plan: Plan,
+    parallel: int = 16,
+    executor: Executor | None = None,
+) -> ApplyResult:
     """Carry out every action, in parallel within two phases: Pod deletes, then the rest.
 
     A plan may create Pods in the room that its own deletes make (a rolling update replaces
     as it removes). Those creates wait for the deletes, and are skipped if any delete was
     refused: run together, a refused or slower delete would leave more Pods than maxSurge
-    allows.
+    allows. ``executor``: the threads the requests run in (default: the loop's), so that
+    a caller whose requests must not queue behind others' can have threads of its own.
     """
+    token = _EXECUTOR.set(executor)
+    try:
+        return await _execute(client, app, plan, parallel)
+    finally:
+        _EXECUTOR.reset(token)
+
+
+async def _execute(client: KubeApi, app: AppRef, plan: Plan, parallel: int) -> ApplyResult:
     result = ApplyResult()
     gate = asyncio.Semaphore(parallel)
 

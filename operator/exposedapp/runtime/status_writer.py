@@ -19,7 +19,7 @@ import datetime
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain.desired import AppRef
@@ -47,6 +47,26 @@ class _Written:
     refused: str | None = None  # the status refused for good (as JSON), while wanted
     refusal: tuple[str, str] = ("StatusRefused", "")  # its reason and message
     retry_after: float | None = None  # seconds until a held-back progress write is due
+    # The status as we last wrote it, and the app's resourceVersions older than that
+    # write (the ones our writes were based on, and what our earlier writes made): while
+    # the cache shows one of those, it has not caught up with our last write yet.
+    status: Mapping[str, Any] | None = None
+    older: set[str] = field(default_factory=set)
+    made: str | None = None  # the resourceVersion our last write made
+
+    def fresher(self, current: Mapping[str, Any], version: str | None) -> Mapping[str, Any]:
+        if self.status is not None and version in self.older:
+            return self.status  # our write has not come back through the watch yet
+        self.status = None  # delivered, or overtaken by another writer
+        self.older.clear()
+        return current
+
+    def wrote(self, status: Mapping[str, Any], based_on: str | None, made: str | None) -> None:
+        """Remember a write of ``status`` over version ``based_on``, which made ``made``."""
+        self.status = status
+        self.older |= {v for v in (based_on, self.made) if v is not None}
+        self.older.discard(made or "")
+        self.made = made
 
 
 class StatusWriter:
@@ -95,16 +115,27 @@ class StatusWriter:
         return counts
 
     async def write(
-        self, ref: AppRef, current: Mapping[str, Any], wanted: dict[str, Any], *, acted: bool
+        self,
+        ref: AppRef,
+        current: Mapping[str, Any],
+        wanted: dict[str, Any],
+        *,
+        acted: bool,
+        version: str | None = None,
     ) -> bool:
         """Write ``wanted`` over ``current`` now or later (see the module); True if written.
 
-        ``wanted`` is the summarised status, its conditions without transition times;
-        ``acted``: this reconcile changed something. Raises TransientError if the API failed.
+        ``current`` is the status the cache holds, of the app at resourceVersion
+        ``version``; ``wanted`` the summarised status, its conditions without transition
+        times; ``acted``: this reconcile changed something. Raises TransientError if the
+        API failed.
         """
         key = (ref.namespace, ref.name)
         self.seen(ref.uid)
         written = self._apps[ref.uid]
+        # Judged against what we last wrote while the cache lags behind it: a stale copy
+        # would make the same change look new again, and write it twice.
+        current = written.fresher(current, version)
         self.conditions[key] = tuple((c["type"], c["status"]) for c in wanted["conditions"])
         if ("Progressing", "True") in self.conditions[key]:
             self.progressing.add(key)
@@ -125,7 +156,7 @@ class StatusWriter:
         written.retry_after = decision.retry_after
         if not decision.now:
             return False
-        return await self._write(ref, current, wanted, written)
+        return await self._write(ref, current, wanted, written, version)
 
     def _merged(self, status: Mapping[str, Any], current: Mapping[str, Any]) -> Any:
         return merge_conditions(
@@ -135,7 +166,12 @@ class StatusWriter:
         )
 
     async def _write(
-        self, ref: AppRef, current: Mapping[str, Any], wanted: dict[str, Any], written: _Written
+        self,
+        ref: AppRef,
+        current: Mapping[str, Any],
+        wanted: dict[str, Any],
+        written: _Written,
+        version: str | None,
     ) -> bool:
         """Write ``wanted``; if refused for good, the minimal status. False if the app is
         gone or nothing needed writing."""
@@ -156,6 +192,7 @@ class StatusWriter:
             if answer.ok:
                 written.refused = None
                 written.at = self.monotonic()
+                written.wrote(wanted, version, _version_of(answer.body))
                 return True
             if is_transient(answer):
                 raise TransientError(f"writing status: {answer.code} {answer.message}")
@@ -164,10 +201,15 @@ class StatusWriter:
             reason, message = written.refusal
             self.warn(ref, reason, f"the status could not be written: {message}")
             logger.warning("Status of %s/%s refused: %s", ref.namespace, ref.name, message)
-        return await self._write_minimal(ref, current, wanted, written)
+        return await self._write_minimal(ref, current, wanted, written, version)
 
     async def _write_minimal(
-        self, ref: AppRef, current: Mapping[str, Any], wanted: dict[str, Any], written: _Written
+        self,
+        ref: AppRef,
+        current: Mapping[str, Any],
+        wanted: dict[str, Any],
+        written: _Written,
+        version: str | None,
     ) -> bool:
         reason, message = written.refusal
         fallback = minimal_status(wanted, reason, message)
@@ -180,4 +222,11 @@ class StatusWriter:
         if not answer.ok and answer.code != 404:
             raise TransientError(f"writing the minimal status: {answer.code} {answer.message}")
         written.at = self.monotonic()
+        if answer.ok:
+            written.wrote(fallback, version, _version_of(answer.body))
         return answer.ok
+
+
+def _version_of(body: Mapping[str, Any]) -> str | None:
+    version = (body.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version else None
