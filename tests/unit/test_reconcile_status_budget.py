@@ -24,7 +24,7 @@ def _app(name: str) -> dict[str, Any]:
     return app
 
 
-def _progress_written(apps: int) -> tuple[bool, float | None]:
+def _progress_written(apps: int, with_slices: bool = True) -> tuple[bool, float | None]:
     """Create `apps` apps, then look at the first one again 1.5 s after it was first seen."""
     client = ScriptedClient()
     creates: list[AppKey] = []
@@ -39,7 +39,7 @@ def _progress_written(apps: int) -> tuple[bool, float | None]:
             "endpoints": [],
             "ports": [],
         }
-        return Observed(app=_app(key[1]), pods=pods, slices=(slice_,))
+        return Observed(app=_app(key[1]), pods=pods, slices=(slice_,) if with_slices else ())
 
     async def scenario() -> tuple[bool, float | None]:
         reconciler = Reconciler(
@@ -77,3 +77,13 @@ def test_many_apps_progressing_share_the_budget(monkeypatch: pytest.MonkeyPatch)
     assert not written
     assert requeue_after is not None
     assert requeue_after == pytest.approx(0.5)  # looked at again when its 2 s are up
+
+
+def test_progress_waits_for_a_new_services_endpoint_slices_within_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(reconcile, "PROGRESS_WRITES_PER_SECOND", 20.0)
+    monkeypatch.setattr(reconcile, "STATUS_DEBOUNCE", 1.0)
+    written, requeue_after = _progress_written(apps=1, with_slices=False)
+    assert not written  # the EndpointSlice controller has not made them yet: stale soon
+    assert requeue_after == pytest.approx(reconcile.SLICES_GRACE - 1.5)  # then it is written
