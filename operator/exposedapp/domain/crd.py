@@ -797,6 +797,18 @@ _LIFECYCLE = _obj(
     "Copied to the Pod's container `lifecycle`.",
 )
 
+
+def _env_from_ref(kind: str) -> Schema:
+    return _obj(
+        {
+            "name": _str(253, min_length=1, description=f"Name of the {kind}."),
+            "optional": _bool(description="true: start even if it does not exist."),
+        },
+        required=["name"],
+        description=f"Every key of a {kind} in the app's namespace, as a variable.",
+    )
+
+
 _ENV_FROM = _obj(
     {
         "prefix": _str(
@@ -804,22 +816,8 @@ _ENV_FROM = _obj(
             pattern=ENV_NAME,
             description="Prepended to every variable name taken from the source.",
         ),
-        "configMapRef": _obj(
-            {
-                "name": _str(253, min_length=1, description="Name of the ConfigMap."),
-                "optional": _bool(description="true: start even if it does not exist."),
-            },
-            required=["name"],
-            description="Every key of a ConfigMap in the app's namespace, as a variable.",
-        ),
-        "secretRef": _obj(
-            {
-                "name": _str(253, min_length=1, description="Name of the Secret."),
-                "optional": _bool(description="true: start even if it does not exist."),
-            },
-            required=["name"],
-            description="Every key of a Secret in the app's namespace, as a variable.",
-        ),
+        "configMapRef": _env_from_ref("ConfigMap"),
+        "secretRef": _env_from_ref("Secret"),
     },
     rules=[
         _rule(

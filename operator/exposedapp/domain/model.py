@@ -685,26 +685,55 @@ def _all_containers(spec: Mapping[str, Any], path: str) -> Iterator[tuple[Mappin
             yield c, f"{path}.{field}[{i}]"
 
 
-def _pod_unique(
-    key: Callable[[Mapping[str, Any]], Any],
-    field: str,
-    describe: Callable[[Mapping[str, Any]], str],
-    why: str,
-    only: Callable[[Mapping[str, Any]], bool] = lambda p: True,
-) -> Twin:
+@dataclass(frozen=True)
+class _PortRule:
+    """What makes two ports of the Pod's one port space clash, and how to say so."""
+
+    key: Callable[[Mapping[str, Any]], Any]
+    field: str
+    describe: Callable[[Mapping[str, Any]], str]
+    why: str
+    only: Callable[[Mapping[str, Any]], bool] = lambda p: True
+
+    def clash(
+        self, port: Mapping[str, Any], port_path: str, owner: str, first: Mapping[str, Any]
+    ) -> SpecError:
+        by = f"container {_show(owner)}"
+        if self.field != "name":
+            by = f"port {_show(first['name'])} of {by}"
+        return SpecError(
+            f"{port_path}.{self.field}", f"{self.describe(port)} is already used by {by} {self.why}"
+        )
+
+
+def _pod_unique(rule: _PortRule) -> Twin:
+    """No two ports of one list of containers clash."""
+
     def check(containers: list[Mapping[str, Any]], path: str) -> None:
         seen: dict[Any, tuple[str, Mapping[str, Any]]] = {}
         for container, port, port_path in _pod_ports(containers, path):
-            if not only(port):
+            if not rule.only(port):
                 continue
-            owner, first = seen.setdefault(key(port), (container, port))
+            owner, first = seen.setdefault(rule.key(port), (container, port))
             if first is not port:
-                by = f"container {_show(owner)}"
-                if field != "name":
-                    by = f"port {_show(first['name'])} of {by}"
-                raise SpecError(
-                    f"{port_path}.{field}", f"{describe(port)} is already used by {by} {why}"
-                )
+                raise rule.clash(port, port_path, owner, first)
+
+    return check
+
+
+def _sidecar_apart(rule: _PortRule) -> Twin:
+    """No sidecar port clashes with a port of the app's containers."""
+
+    def check(spec: Mapping[str, Any], path: str) -> None:
+        taken = {
+            rule.key(p): (c, p)
+            for c, p, _ in _pod_ports(spec["containers"], f"{path}.containers")
+            if rule.only(p)
+        }
+        sidecars = spec.get("initContainers", [])
+        for _, port, port_path in _pod_ports(sidecars, f"{path}.initContainers"):
+            if rule.only(port) and rule.key(port) in taken:
+                raise rule.clash(port, port_path, *taken[rule.key(port)])
 
     return check
 
@@ -894,37 +923,36 @@ def _init_names_apart(spec: Mapping[str, Any], path: str) -> None:
             )
 
 
-def _sidecar_apart(
-    key: Callable[[Mapping[str, Any]], Any],
-    field: str,
-    describe: Callable[[Mapping[str, Any]], str],
-    why: str,
-    only: Callable[[Mapping[str, Any]], bool] = lambda p: True,
-) -> Twin:
-    def check(spec: Mapping[str, Any], path: str) -> None:
-        taken = {
-            key(p): (c, p)
-            for c, p, _ in _pod_ports(spec["containers"], f"{path}.containers")
-            if only(p)
-        }
-        for _, port, port_path in _pod_ports(
-            spec.get("initContainers", []), f"{path}.initContainers"
-        ):
-            if only(port) and key(port) in taken:
-                owner, first = taken[key(port)]
-                by = f"container {_show(owner)}"
-                if field != "name":
-                    by = f"port {_show(first['name'])} of {by}"
-                raise SpecError(
-                    f"{port_path}.{field}", f"{describe(port)} is already used by {by} {why}"
-                )
-
-    return check
-
-
 def _endpoint(number: str) -> Callable[[Mapping[str, Any]], str]:
     return lambda p: f"{p[number] if number in p else p['containerPort']}/{p['protocol']}"
 
+
+# The Pod's one port space: within a list of containers, and sidecars against containers.
+_PORT_SPACE = {
+    "port-names": _PortRule(
+        lambda p: p["name"], "name", lambda p: f"port name {_show(p['name'])}", _SHARED
+    ),
+    "container-ports": _PortRule(
+        lambda p: (p["containerPort"], p["protocol"]),
+        "containerPort",
+        _endpoint("containerPort"),
+        _SHARED,
+    ),
+    "service-ports": _PortRule(
+        lambda p: (_service_port(p), p["protocol"]),
+        "servicePort",
+        lambda p: f"Service port {_endpoint('servicePort')(p)}",
+        "(servicePort defaults to containerPort): set a distinct servicePort, or expose: false",
+        only=lambda p: bool(p["expose"]),
+    ),
+    "node-ports": _PortRule(
+        lambda p: (p["nodePort"], p["protocol"]),
+        "nodePort",
+        lambda p: f"nodePort {_endpoint('nodePort')(p)}",
+        "(each nodePort/protocol opens one port on every node)",
+        only=lambda p: "nodePort" in p,
+    ),
+}
 
 _TWINS: dict[str, Twin] = {
     "dns-label": _dns_label,
@@ -964,55 +992,11 @@ _TWINS: dict[str, Twin] = {
     "min-domains-needs-do-not-schedule": _min_domains,
     "label-requirement-values": _requirement_values,
     "node-requirement-values": _requirement_values,
-    "sidecar-port-names-apart": _sidecar_apart(
-        lambda p: p["name"], "name", lambda p: f"port name {_show(p['name'])}", _SHARED
-    ),
-    "sidecar-container-ports-apart": _sidecar_apart(
-        lambda p: (p["containerPort"], p["protocol"]),
-        "containerPort",
-        _endpoint("containerPort"),
-        _SHARED,
-    ),
-    "sidecar-service-ports-apart": _sidecar_apart(
-        lambda p: (_service_port(p), p["protocol"]),
-        "servicePort",
-        lambda p: f"Service port {_endpoint('servicePort')(p)}",
-        "(servicePort defaults to containerPort): set a distinct servicePort, or expose: false",
-        only=lambda p: bool(p["expose"]),
-    ),
-    "sidecar-node-ports-apart": _sidecar_apart(
-        lambda p: (p["nodePort"], p["protocol"]),
-        "nodePort",
-        lambda p: f"nodePort {_endpoint('nodePort')(p)}",
-        "(each nodePort/protocol opens one port on every node)",
-        only=lambda p: "nodePort" in p,
-    ),
     "liveness-success-threshold": _liveness_threshold,
     "mount-paths-unique": _mount_paths,
     "container-names-unique": _container_names,
-    "port-names-unique": _pod_unique(
-        lambda p: p["name"], "name", lambda p: f"port name {_show(p['name'])}", _SHARED
-    ),
-    "container-ports-unique": _pod_unique(
-        lambda p: (p["containerPort"], p["protocol"]),
-        "containerPort",
-        _endpoint("containerPort"),
-        _SHARED,
-    ),
-    "service-ports-unique": _pod_unique(
-        lambda p: (_service_port(p), p["protocol"]),
-        "servicePort",
-        lambda p: f"Service port {_endpoint('servicePort')(p)}",
-        "(servicePort defaults to containerPort): set a distinct servicePort, or expose: false",
-        only=lambda p: bool(p["expose"]),
-    ),
-    "node-ports-unique": _pod_unique(
-        lambda p: (p["nodePort"], p["protocol"]),
-        "nodePort",
-        lambda p: f"nodePort {_endpoint('nodePort')(p)}",
-        "(each nodePort/protocol opens one port on every node)",
-        only=lambda p: "nodePort" in p,
-    ),
+    **{f"{name}-unique": _pod_unique(rule) for name, rule in _PORT_SPACE.items()},
+    **{f"sidecar-{name}-apart": _sidecar_apart(rule) for name, rule in _PORT_SPACE.items()},
     "exposed-port-required": _exposed_port_required,
     "external-traffic-policy-needs-type": _external_traffic_policy,
     "rolling-update-not-both-zero": _rolling_update_zero,
