@@ -24,7 +24,15 @@ from .domain.desired import AppRef, DesiredState, build_desired
 from .domain.labels import APP_LABEL, SERVICE_NAME_LABEL
 from .domain.model import SpecError, parse_spec, validate_name
 from .domain.objects import controlled_by, owned_keys, summarise_done
-from .domain.plan import Action, ObservedPod, Plan, ServiceConflict, observe_pod, plan
+from .domain.plan import (
+    Action,
+    Listing,
+    ObservedPod,
+    Plan,
+    ServiceConflict,
+    observe_pod,
+    plan,
+)
 from .domain.podhealth import explain
 from .domain.rollout import rollout_target
 from .domain.status import (
@@ -72,12 +80,15 @@ PROGRESS_WRITES_PER_SECOND = float(
 class _Expectations:
     creates: set[str] = field(default_factory=set)
     deletes: set[str] = field(default_factory=set)
+    drains: set[str] = field(default_factory=set)
     deadline: float = 0.0
 
-    def satisfied(self, seen: set[str], not_deleting: set[str], now: float) -> bool:
+    def satisfied(self, pods: Iterable[ObservedPod], now: float) -> bool:
+        seen = {p.name for p in pods}
         self.creates -= seen  # the watch delivered the new Pod
-        self.deletes &= not_deleting  # the watch shows it terminating, or gone
-        return (not self.creates and not self.deletes) or now > self.deadline
+        self.deletes &= {p.name for p in pods if not p.deleting}  # terminating, or gone
+        self.drains &= {p.name for p in pods if p.live}  # draining, terminating, or gone
+        return (not self.creates and not self.deletes and not self.drains) or now > self.deadline
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,8 @@ class _Memory:
     done_meanwhile: list[Action] = field(default_factory=list)
     collected: ApplyResult | None = None  # a finished create's result, not yet told
     service_refused: bool = False  # the last create was refused: retry in line, with backoff
+    # Draining Pods (by UID) the EndpointSlices no longer list, and since when (plan.Listing).
+    unlisted_since: dict[str, datetime.datetime] = field(default_factory=dict)
     # The spec as parsed and the objects it implies, for the spec they were built from: an
     # app is reconciled many times while its Pods start or roll, with the same spec each
     # time. Kept while the app progresses, then dropped: a settled app needs none of it.
@@ -238,11 +251,7 @@ class Reconciler:
         desired = await self._desired(snap)
         if desired is None:
             return Outcome(), "invalid"
-        if not memory.expectations.satisfied(
-            {p.name for p in snap.pods},
-            {p.name for p in snap.pods if not p.deleting},
-            self.monotonic(),
-        ):
+        if not memory.expectations.satisfied(snap.pods, self.monotonic()):
             # Our own writes have not all come back through the watch yet; their events
             # will run this again. Acting now could double a create or a delete.
             logger.debug("Deferred %s/%s: waiting for our own writes to be observed", *key)
@@ -385,8 +394,9 @@ class Reconciler:
         service: Mapping[str, Any] | None,
         conflict: ServiceConflict | None,
     ) -> Plan:
+        now = self.clock()
         # Toward the spec, or toward a step on the way that keeps renamed ports serving.
-        live = [p for p in snap.pods if not p.deleting and not p.finished]
+        live = [p for p in snap.pods if p.live]
         target = rollout_target(
             desired,
             [(p.template_hash, p.template_summary.get("ports") or {}) for p in live],
@@ -399,8 +409,31 @@ class Reconciler:
             service_owned_keys=owned_keys(service) if service else None,
             service_conflict=conflict,
             taken_names=frozenset(snap.memory.foreign_names),
-            now=self.clock(),
+            now=now,
+            listing=self._listing(snap, now),
         )
+
+    @staticmethod
+    def _listing(snap: _Snapshot, now: datetime.datetime) -> Listing:
+        """Which Pods the app's Service's EndpointSlices list, and since when each draining
+        Pod has been seen unlisted (remembered until it is gone)."""
+        serving = frozenset(
+            str((endpoint.get("targetRef") or {}).get("uid"))
+            for slice_ in snap.slices
+            if _slice_of(slice_, snap.ref.name)
+            for endpoint in slice_.get("endpoints") or []
+            # An absent condition means unknown, which consumers treat as ready.
+            if (endpoint.get("conditions") or {}).get("ready") is not False
+            or (endpoint.get("conditions") or {}).get("serving")
+        )
+        unlisted = snap.memory.unlisted_since
+        draining = {p.uid for p in snap.pods if p.draining}
+        for uid in list(unlisted):
+            if uid not in draining or uid in serving:
+                del unlisted[uid]
+        for uid in draining - serving:
+            unlisted.setdefault(uid, now)
+        return Listing(serving, dict(unlisted))
 
     async def _record(
         self,
@@ -525,9 +558,10 @@ class Reconciler:
         return Outcome()
 
     def _remember(self, memory: _Memory, result: ApplyResult) -> None:
-        if result.created_pods or result.deleted_pods:
+        if result.created_pods or result.deleted_pods or result.drained_pods:
             memory.expectations.creates |= set(result.created_pods)
             memory.expectations.deletes |= set(result.deleted_pods)
+            memory.expectations.drains |= set(result.drained_pods)
             memory.expectations.deadline = self.monotonic() + EXPECTATION_TIMEOUT
         memory.foreign_names |= set(result.foreign_names) | set(result.hidden_names)
 

@@ -269,6 +269,7 @@ def test_printer_columns_and_scale_paths_name_real_fields() -> None:
         ("Selector", ".status.selector", 1),
         ("Images", ".status.imagesText", 1),
         ("Relaxed", ".status.relaxedDefaults", 1),
+        ("Draining", ".status.drainingReplicas", 1),
     ]
     scale = version["subresources"]["scale"]
     paths = [c[1] for c in columns if not c[1].startswith(".metadata")]

@@ -72,7 +72,7 @@ def test_exact_application_verbs() -> None:
         ("exposedapp.dev", "exposedapps"): ["list", "watch"],
         ("exposedapp.dev", "exposedapps/status"): ["patch"],
         ("exposedapp.dev", "exposedapps/finalizers"): ["update"],
-        ("", "pods"): ["get", "list", "watch", "create", "delete"],
+        ("", "pods"): ["get", "list", "watch", "create", "patch", "delete"],
         ("", "services"): ["get", "list", "watch", "create", "patch", "delete"],
         ("discovery.k8s.io", "endpointslices"): ["list", "watch"],
         ("events.k8s.io", "events"): ["create"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 from collections.abc import Mapping, Sequence
@@ -73,7 +74,12 @@ def apply_actions(
 ) -> list[ObservedPod]:
     """What the world looks like once the actions landed and the Pods became ready."""
     deleted = {a.name for a in actions if a.kind == "delete_pod"}
-    kept = [p for p in pods if p.name not in deleted]
+    drained = {a.name for a in actions if a.kind == "drain_pod"}
+    kept = [
+        dataclasses.replace(p, draining_since=NOW) if p.name in drained else p
+        for p in pods
+        if p.name not in deleted
+    ]
     return kept + [running(desired, a.name) for a in actions if a.kind == "create_pod"]
 
 
@@ -143,12 +149,18 @@ def test_scale_down_removes_least_valuable_first() -> None:
         running(desired, f"web-{h}-3", age=60),
     ]
     result = plan(desired, pods, settled_service(desired), now=NOW)
+    # The ready Pod may be receiving traffic: it leaves the Service first (a drain); the
+    # others never served and go at once.
     assert kinds(result.actions) == [
         ("delete_pod", f"web-{h}-2"),
         ("delete_pod", f"web-{h}-1"),
-        ("delete_pod", f"web-{h}-3"),
+        ("drain_pod", f"web-{h}-3"),
     ]
     assert result.actions[0].reason.endswith("scaling down to 1 replicas (4 exist)")
+    assert result.actions[2].reason == (
+        f"draining web-{h}-3 (leaving the Service before its deletion): "
+        "scaling down to 1 replicas (4 exist)"
+    )
 
 
 def test_rolling_update_removes_old_within_max_unavailable_and_surges_past_them() -> None:
@@ -157,10 +169,10 @@ def test_rolling_update_removes_old_within_max_unavailable_and_surges_past_them(
     pods = [running(old, f"web-{old.template_hash}-{i}") for i in range(4)]
     result = plan(new, pods, settled_service(old), now=NOW)
     creates = [a for a in result.actions if a.kind == "create_pod"]
-    deletes = [a for a in result.actions if a.kind == "delete_pod"]
+    deletes = [a for a in result.actions if a.kind == "drain_pod"]
     surge, unavailable = resolve_rolling("25%", "25%", 4)
     assert (surge, unavailable) == (1, 1)
-    # One old Pod may go (3 of 4 stay available); the Pod deleted now counts as gone, so
+    # One old Pod may go (3 of 4 stay available); the Pod drained now counts as gone, so
     # 4 - 1 + 2 = 5 = replicas + maxSurge Pods run once the actions land.
     assert len(deletes) == 1
     assert len(creates) == 2
@@ -183,15 +195,13 @@ def test_rolling_update_converges_and_never_drops_below_min_available() -> None:
         result = plan(new, pods, settled_service(new), now=NOW)
         if result.empty:
             break
-        survivors = [
-            p
-            for p in pods
-            if p.name not in {a.name for a in result.actions if a.kind == "delete_pod"}
-        ]
+        leaving = {a.name for a in result.actions if a.kind in ("drain_pod", "delete_pod")}
+        survivors = [p for p in pods if p.live and p.name not in leaving]
         assert sum(p.ready for p in survivors) >= 3 - 0  # 25% of 3 rounds down to 0
         pods = apply_actions(new, pods, result.actions)
     assert result.empty
-    assert sorted(p.template_hash for p in pods) == [new.template_hash] * 3
+    assert sorted(p.template_hash for p in pods if p.live) == [new.template_hash] * 3
+    assert sum(p.draining for p in pods) == 3  # until the slices let them go
 
 
 def test_rolling_update_of_two_replicas_takes_three_passes_replacing_as_it_removes() -> None:
@@ -207,7 +217,7 @@ def test_rolling_update_of_two_replicas_takes_three_passes_replacing_as_it_remov
             break
         passes.append(sorted(a.kind for a in result.actions))
         pods = apply_actions(new, pods, result.actions)
-    assert passes == [["create_pod"], ["create_pod", "delete_pod"], ["delete_pod"]]
+    assert passes == [["create_pod"], ["create_pod", "drain_pod"], ["drain_pod"]]
 
 
 def test_rolling_update_waits_for_min_ready_seconds() -> None:
@@ -227,7 +237,9 @@ def test_recreate_deletes_all_old_before_creating() -> None:
     new = desired_for(replicas=2, port=8081, updateStrategy={"type": "Recreate"})
     pods = [running(old, f"web-{old.template_hash}-{i}") for i in range(2)]
     first = plan(new, pods, settled_service(new), now=NOW)
-    assert [a.kind for a in first.actions] == ["delete_pod", "delete_pod"]
+    assert [a.kind for a in first.actions] == ["drain_pod", "drain_pod"]
+    draining = apply_actions(new, pods, first.actions)
+    assert plan(new, draining, settled_service(new), now=NOW).empty  # no new Pod beside them
     terminating = [running(old, p.name, deleting=True) for p in pods]
     assert plan(new, terminating, settled_service(new), now=NOW).empty
     assert [a.kind for a in plan(new, [], settled_service(new), now=NOW).actions] == [

@@ -1187,6 +1187,40 @@ _SERVICE = _obj(
 )
 
 _PERCENT_OR_COUNT = _int_or_str(0, 100, 4, PERCENT, default="25%")
+_DRAIN = _obj(
+    {
+        "enabled": _bool(
+            default=True,
+            description="true (default): every Pod the operator deletes (scale-down, rolling "
+            "update, Recreate) first leaves the Service, and is deleted only once no "
+            "EndpointSlice of the Service lists it and delaySeconds have passed. false: "
+            "Pods are deleted at once, as a Deployment deletes them.",
+        ),
+        "delaySeconds": _int(
+            0,
+            300,
+            default=2,
+            description="Seconds to wait, 0 to 300, after the EndpointSlices stopped listing "
+            "a draining Pod, before it is deleted: time for kube-proxy on every node and for "
+            "load balancers and proxies outside the cluster to stop sending it new "
+            "connections. Default 2.",
+        ),
+        "timeoutSeconds": _int(
+            1,
+            3600,
+            default=60,
+            description="The longest a drain may take, 1 to 3600 seconds from its start: a "
+            "Pod the EndpointSlices still list then is deleted anyway, with the reason in "
+            "an event. Default 60.",
+        ),
+    },
+    default={},
+    description="How Pods leave the Service before the operator deletes them, so that no "
+    "request is sent to a Pod that is shutting down. Draining Pods are counted in "
+    "status.drainingReplicas.",
+)
+
+
 _UPDATE_STRATEGY = _obj(
     {
         "type": _str(
@@ -1890,6 +1924,7 @@ SPEC_SCHEMA: Schema = _obj(
         ),
         "service": _SERVICE,
         "updateStrategy": _UPDATE_STRATEGY,
+        "drain": _DRAIN,
     },
     required=["containers"],
     rules=_SPEC_RULES,
@@ -2011,9 +2046,15 @@ STATUS_SCHEMA: Schema = _obj(
         ),
         "replicas": _described(
             _COUNT,
-            "Pods of the app, of any Pod template, that are neither terminating nor finished.",
+            "Pods of the app, of any Pod template, that are neither terminating, draining nor "
+            "finished.",
         ),
         "readyReplicas": _described(_COUNT, "Pods whose Ready condition is True."),
+        "drainingReplicas": _described(
+            _COUNT,
+            "Pods leaving the Service before their deletion (spec.drain): not counted in "
+            "replicas. Absent: none.",
+        ),
         "availableReplicas": _described(
             _COUNT, "Pods that have been ready for at least spec.minReadySeconds."
         ),
@@ -2173,6 +2214,7 @@ def crd() -> Schema:
                         _column("Selector", "string", ".status.selector", priority=1),
                         _column("Images", "string", ".status.imagesText", priority=1),
                         _column("Relaxed", "string", ".status.relaxedDefaults", priority=1),
+                        _column("Draining", "integer", ".status.drainingReplicas", priority=1),
                     ],
                 }
             ],

@@ -11,7 +11,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .labels import (
@@ -23,7 +23,7 @@ from .labels import (
     identity_labels,
     recommended_labels,
 )
-from .model import Container, ExposedAppSpec, Port, to_plain
+from .model import Container, DrainPolicy, ExposedAppSpec, Port, to_plain
 
 __all__ = ["AppRef", "DesiredState", "PortMapping", "build_desired", "owner_reference"]
 
@@ -67,6 +67,7 @@ class DesiredState:
     min_ready_seconds: int
     service_type: str
     relaxed_defaults: tuple[str, ...] = ()  # the operator's defaults the spec relaxes
+    drain: DrainPolicy = field(default_factory=DrainPolicy)
 
     def pod(self, name: str) -> dict[str, Any]:
         """A whole Pod body with its name; a fresh copy each call."""
@@ -148,6 +149,7 @@ def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
         max_unavailable=spec.update_strategy.max_unavailable,
         min_ready_seconds=spec.min_ready_seconds,
         service_type=spec.service.type,
+        drain=spec.drain,
     )
 
 

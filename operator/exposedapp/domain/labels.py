@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "API_VERSION",
     "APP_LABEL",
+    "DRAIN_ANNOTATION",
     "FIELD_MANAGER",
     "GROUP",
     "KIND",
@@ -41,6 +42,9 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 TEMPLATE_HASH_LABEL = f"{GROUP}/template-hash"
 # What the Pod was built from, so a replacement can say what changed (ports, images).
 TEMPLATE_ANNOTATION = f"{GROUP}/template"
+# On a Pod leaving the Service before its deletion: {"since": RFC 3339, "reason": why}. The
+# drain's state lives on the Pod itself, so a restarted operator finishes it.
+DRAIN_ANNOTATION = f"{GROUP}/drain"
 
 
 def identity_labels(app_name: str, app_uid: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ FrozenMap values in the API's camelCase (``pod_fields``); to_plain() gives plain
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -38,6 +39,7 @@ __all__ = [
     "INTERPRETED_CONTAINER_FIELDS",
     "INTERPRETED_SPEC_FIELDS",
     "Container",
+    "DrainPolicy",
     "ExposedAppSpec",
     "Frozen",
     "FrozenMap",
@@ -209,6 +211,15 @@ class UpdateStrategy:
 
 
 @dataclass(frozen=True)
+class DrainPolicy:
+    """How a Pod leaves the Service before its deletion (spec.drain); seconds."""
+
+    enabled: bool = True
+    delay_seconds: int = 2
+    timeout_seconds: int = 60
+
+
+@dataclass(frozen=True)
 class ExposedAppSpec:
     """A whole spec. As for containers, the spec's fields the operator does not read go
     to the Pod's spec as written (``pod_fields``: volumes, ...)."""
@@ -225,6 +236,7 @@ class ExposedAppSpec:
     # The spec's Pod securityContext, merged with the operator's defaults.
     security_context: FrozenMap[Frozen] = EMPTY
     automount_service_account_token: bool = False
+    drain: DrainPolicy = dataclasses.field(default_factory=DrainPolicy)
 
     @property
     def serving_containers(self) -> tuple[Container, ...]:
@@ -311,6 +323,7 @@ INTERPRETED_SPEC_FIELDS = frozenset(
         "initContainers",
         "securityContext",
         "automountServiceAccountToken",
+        "drain",
     }
 )
 INTERPRETED_CONTAINER_FIELDS = frozenset(
@@ -350,6 +363,11 @@ def _build(spec: Mapping[str, Any]) -> ExposedAppSpec:
         security_context=_frozen(spec.get("securityContext", {})),
         automount_service_account_token=spec.get("automountServiceAccountToken", False),
         min_ready_seconds=spec["minReadySeconds"],
+        drain=DrainPolicy(
+            enabled=spec["drain"]["enabled"],
+            delay_seconds=spec["drain"]["delaySeconds"],
+            timeout_seconds=spec["drain"]["timeoutSeconds"],
+        ),
     )
 
 

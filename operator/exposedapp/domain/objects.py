@@ -80,6 +80,7 @@ def controller_name(obj: Mapping[str, Any]) -> str:
     return "no controller (created by hand or by another tool)"
 
 
+_GROUP_VERBS = {"create_pod": "Created", "drain_pod": "Draining", "delete_pod": "Deleted"}
 _PAST = {
     "creating": "Created",
     "deleting": "Deleted",
@@ -97,13 +98,14 @@ def _past(reason: str) -> str:
 def summarise_done(done: Sequence[Action]) -> list[tuple[str, str]]:
     """One event for everything one reconcile did, in the past tense: [(reason, message)].
 
-    The reason names the kind of change when there is one kind (CreatedPods, DeletedPods,
-    AppliedService, RepairedService, RecreatedService), else "Reconciled"; Pods created or
-    deleted together are named in one sentence. One event per reconcile keeps event writes
-    per app low.
+    The reason names the kind of change when there is one kind (CreatedPods, DrainingPods,
+    DeletedPods, AppliedService, RepairedService, RecreatedService), else "Reconciled"; Pods
+    created, drained or deleted together for one reason are named in one sentence. One event
+    per reconcile keeps event writes per app low.
     """
     titles = {
         "create_pod": "CreatedPods",
+        "drain_pod": "DrainingPods",
         "delete_pod": "DeletedPods",
         "apply_service": "AppliedService",
         "replace_service": "RepairedService",
@@ -114,8 +116,9 @@ def summarise_done(done: Sequence[Action]) -> list[tuple[str, str]]:
         groups.setdefault(action.kind, []).append(action)
     sentences: list[str] = []
     for kind, actions in groups.items():
-        if kind in ("create_pod", "delete_pod") and len(actions) > 1:
-            verb = "Created" if kind == "create_pod" else "Deleted"
+        whys = {a.reason.partition(": ")[2] for a in actions}
+        if kind in _GROUP_VERBS and len(actions) > 1 and len(whys) == 1:
+            verb = _GROUP_VERBS[kind]
             names = sorted(a.name for a in actions)
             more = f" and {len(names) - 10} more" if len(names) > 10 else ""
             why = actions[0].reason.partition(": ")[2]

@@ -15,15 +15,16 @@ import datetime
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .desired import DesiredState
-from .labels import TEMPLATE_ANNOTATION, TEMPLATE_HASH_LABEL
+from .labels import DRAIN_ANNOTATION, TEMPLATE_ANNOTATION, TEMPLATE_HASH_LABEL, UID_LABEL
 from .podhealth import PodProblem, pod_problems
 
 __all__ = [
     "Action",
+    "Listing",
     "ObservedPod",
     "Plan",
     "ServiceConflict",
@@ -45,8 +46,15 @@ SERVICE_SCALARS = (
 )
 
 ActionKind = Literal[
-    "create_pod", "delete_pod", "apply_service", "replace_service", "recreate_service"
+    "create_pod",
+    "drain_pod",
+    "delete_pod",
+    "apply_service",
+    "replace_service",
+    "recreate_service",
 ]
+# How much of a drain's reason its annotation keeps: the annotation is bounded by design.
+DRAIN_REASON_LIMIT = 256
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ class Action:
     kind: ActionKind
     name: str
     reason: str
-    body: Mapping[str, Any] | None = None
+    body: Mapping[str, Any] | None = None  # a create's object, a drain's merge patch
     uid: str | None = None  # delete preconditions: never delete a same-named successor
 
 
@@ -103,10 +111,22 @@ class ObservedPod:
     deleting: bool
     reason: str = ""
     problems: tuple[PodProblem, ...] = ()  # why it does not run or serve (podhealth)
+    # Set while it leaves the Service before its deletion (DRAIN_ANNOTATION), with why.
+    draining_since: datetime.datetime | None = None
+    drain_reason: str = ""
 
     @property
     def finished(self) -> bool:
         return self.phase in ("Failed", "Succeeded")
+
+    @property
+    def draining(self) -> bool:
+        return self.draining_since is not None and not self.deleting
+
+    @property
+    def live(self) -> bool:
+        """Counted as one of the app's Pods: not terminating, draining or finished."""
+        return not self.deleting and not self.draining and not self.finished
 
     def available(self, now: datetime.datetime, min_ready_seconds: int) -> bool:
         if not self.ready or self.ready_since is None:
@@ -117,7 +137,11 @@ class ObservedPod:
 def _time(value: str | None) -> datetime.datetime | None:
     if not value:
         return None
-    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
 
 
 def observe_pod(pod: Mapping[str, Any]) -> ObservedPod:
@@ -127,10 +151,9 @@ def observe_pod(pod: Mapping[str, Any]) -> ObservedPod:
         (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
     )
     ready = ready_condition.get("status") == "True"
-    try:
-        summary = json.loads((metadata.get("annotations") or {}).get(TEMPLATE_ANNOTATION, "{}"))
-    except ValueError:
-        summary = {}
+    annotations = metadata.get("annotations") or {}
+    summary = _json_object(annotations.get(TEMPLATE_ANNOTATION))
+    drain = _json_object(annotations.get(DRAIN_ANNOTATION))
     return ObservedPod(
         name=metadata["name"],
         uid=metadata.get("uid", ""),
@@ -145,7 +168,22 @@ def observe_pod(pod: Mapping[str, Any]) -> ObservedPod:
         deleting=bool(metadata.get("deletionTimestamp")),
         reason=status.get("reason") or "",
         problems=pod_problems(pod),
+        # A drain annotation without a readable time (edited by hand) began at an unknown
+        # time: its timeout counts as passed, so it can never hold the Pod for ever.
+        draining_since=(_time(str(drain.get("since") or "")) or _LONG_AGO) if drain else None,
+        drain_reason=str(drain.get("reason") or ""),
     )
+
+
+_LONG_AGO = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def resolve_rolling(
@@ -200,29 +238,51 @@ def _pod_name(app: str, template_hash: str, slot: int) -> str:
     return f"{app}-{template_hash}-{slot}"
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What the app's Service's EndpointSlices say of its Pods, for draining them.
+
+    ``serving``: UIDs of the Pods an EndpointSlice lists as ready or serving.
+    ``unlisted_since``: for each draining Pod no slice lists any more, when that was first
+    seen (by this process: a restarted operator waits the drain delay again, never less).
+    """
+
+    serving: frozenset[str] = frozenset()
+    unlisted_since: Mapping[str, datetime.datetime] = field(default_factory=dict)
+
+
 def _pod_actions(
     desired: DesiredState,
     pods: Sequence[ObservedPod],
     taken_names: frozenset[str],
     now: datetime.datetime,
+    listing: Listing,
 ) -> tuple[list[Action], float | None]:
-    """The Pod creates and deletes that move ``pods`` toward ``desired``, and when to look
-    again (a Pod becoming available after minReadySeconds)."""
-    planner = _PodPlanner(desired, pods, taken_names, now)
+    """The Pod creates, drains and deletes that move ``pods`` toward ``desired``, and when
+    to look again (a Pod becoming available after minReadySeconds, a drain's delay)."""
+    planner = _PodPlanner(desired, pods, taken_names, now, listing)
     planner.remove_finished()
-    live = [p for p in pods if not p.deleting and not p.finished]
+    planner.finish_drains()
+    live = [p for p in pods if p.live]
     current = [p for p in live if p.template_hash == desired.template_hash]
     old = [p for p in live if p.template_hash != desired.template_hash]
-    terminating_old = [p for p in pods if p.deleting and p.template_hash != desired.template_hash]
-    if desired.strategy == "Recreate" and (old or terminating_old):
+    leaving_old = [
+        p for p in pods if (p.deleting or p.draining) and p.template_hash != desired.template_hash
+    ]
+    if desired.strategy == "Recreate" and (old or leaving_old):
         # Recreate means no new Pod runs beside an old one: wait until they are all gone.
-        planner.delete(old, f"Recreate strategy, {planner.replacing(old[0])}" if old else "")
-        return planner.actions, None
+        planner.remove(old, f"Recreate strategy, {planner.replacing(old[0])}" if old else "")
+        return planner.actions, planner.requeue
     if not old:
         planner.scale(current)
-        return planner.actions, None
+        return planner.actions, planner.requeue
     planner.roll(current, old)
-    return planner.actions, planner.until_available(current)
+    return planner.actions, _earliest(planner.requeue, planner.until_available(current))
+
+
+def _earliest(*seconds: float | None) -> float | None:
+    known = [s for s in seconds if s is not None]
+    return min(known) if known else None
 
 
 class _PodPlanner:
@@ -234,10 +294,12 @@ class _PodPlanner:
         pods: Sequence[ObservedPod],
         taken_names: frozenset[str],
         now: datetime.datetime,
+        listing: Listing,
     ) -> None:
-        self.desired, self.pods, self.now = desired, pods, now
+        self.desired, self.pods, self.now, self.listing = desired, pods, now, listing
         self.used = {p.name for p in pods} | set(taken_names)
         self.actions: list[Action] = []
+        self.requeue: float | None = None  # seconds until a drain is due a look
 
     def create(self, count: int, why: str) -> None:
         desired, slot = self.desired, 0
@@ -254,6 +316,61 @@ class _PodPlanner:
         self.actions.extend(
             Action("delete_pod", p.name, f"deleting {p.name}: {why}", uid=p.uid) for p in victims
         )
+
+    def remove(self, victims: Sequence[ObservedPod], why: str) -> None:
+        """Delete ``victims``, draining first each one that may be receiving traffic."""
+        for pod in victims:
+            if self.desired.drain.enabled and (pod.ready or pod.uid in self.listing.serving):
+                self.actions.append(self._drain(pod, why))
+            else:
+                self.delete([pod], why)
+
+    def _drain(self, pod: ObservedPod, why: str) -> Action:
+        """Take the Pod out of the Service: without the app-uid label the Service's selector
+        no longer matches it, while the app label keeps it ours and in view."""
+        mark = {"since": self.now.isoformat(), "reason": why[:DRAIN_REASON_LIMIT]}
+        patch = {
+            "metadata": {
+                "uid": pod.uid,  # a precondition: never a same-named successor
+                "labels": {UID_LABEL: None},
+                "annotations": {DRAIN_ANNOTATION: json.dumps(mark, sort_keys=True)},
+            }
+        }
+        return Action(
+            "drain_pod",
+            pod.name,
+            f"draining {pod.name} (leaving the Service before its deletion): {why}",
+            body=patch,
+            uid=pod.uid,
+        )
+
+    def finish_drains(self) -> None:
+        """Delete each draining Pod whose drain is over, or has run out of time."""
+        policy = self.desired.drain
+        for pod in self.pods:
+            if not pod.draining or pod.finished or pod.draining_since is None:
+                continue
+            taken = (self.now - pod.draining_since).total_seconds()
+            why = f" ({pod.drain_reason})" if pod.drain_reason else ""
+            unlisted = self.listing.unlisted_since.get(pod.uid)
+            if not policy.enabled:
+                self.delete([pod], f"drain turned off (spec.drain.enabled: false){why}")
+            elif taken >= policy.timeout_seconds:
+                still = "still list it" if unlisted is None else "no longer list it"
+                self.delete(
+                    [pod],
+                    f"drain timed out after {policy.timeout_seconds} s (the EndpointSlices "
+                    f"{still}){why}",
+                )
+            elif unlisted is None:
+                self._look_again(policy.timeout_seconds - taken)  # the slices' update wakes us
+            elif (waited := (self.now - unlisted).total_seconds()) >= policy.delay_seconds:
+                self.delete([pod], f"drained in {taken:.1f} s{why}")
+            else:
+                self._look_again(policy.delay_seconds - waited)
+
+    def _look_again(self, seconds: float) -> None:
+        self.requeue = _earliest(self.requeue, max(0.1, seconds))
 
     def replacing(self, pod: ObservedPod) -> str:
         change = describe_template_change(pod.template_summary, self.desired.template_summary)
@@ -274,13 +391,13 @@ class _PodPlanner:
             self.create(replicas - len(current), f"{len(current)} of {replicas} replicas exist")
         elif len(current) > replicas:
             extra = _least_valuable_first(current)[: len(current) - replicas]
-            self.delete(extra, f"scaling down to {replicas} replicas ({len(current)} exist)")
+            self.remove(extra, f"scaling down to {replicas} replicas ({len(current)} exist)")
 
     def roll(self, current: Sequence[ObservedPod], old: Sequence[ObservedPod]) -> None:
         """RollingUpdate, as a Deployment does it: old Pods go while at least replicas -
-        maxUnavailable stay available, and new ones come within maxSurge. Pods deleted now
-        count as gone (as terminating Pods do), so their replacements are created in the
-        same pass, not one watch round trip later."""
+        maxUnavailable stay available, and new ones come within maxSurge. Pods deleted or
+        drained now count as gone (as terminating Pods do), so their replacements are
+        created in the same pass, not one watch round trip later."""
         desired, replicas = self.desired, self.desired.replicas
         surge, max_unavailable = resolve_rolling(
             desired.max_surge, desired.max_unavailable, replicas
@@ -310,12 +427,12 @@ class _PodPlanner:
                 f"rolling update, {len(current)} of {replicas} replicas updated (maxSurge {surge})",
             )
         if len(current) > replicas:
-            self.delete(
+            self.remove(
                 _least_valuable_first(current)[: len(current) - replicas],
                 f"scaling down to {replicas} replicas during a rollout",
             )
         for pod in victims:
-            self.delete([pod], f"rolling update, {self.replacing(pod)}")
+            self.remove([pod], f"rolling update, {self.replacing(pod)}")
 
     def until_available(self, current: Sequence[ObservedPod]) -> float | None:
         """Seconds until the first ready new Pod counts as available (minReadySeconds)."""
@@ -379,8 +496,9 @@ def plan(
     service_conflict: ServiceConflict | None = None,
     taken_names: frozenset[str] = frozenset(),
     now: datetime.datetime,
+    listing: Listing = Listing(),
 ) -> Plan:
-    actions, requeue = _pod_actions(desired, pods, taken_names, now)
+    actions, requeue = _pod_actions(desired, pods, taken_names, now, listing)
     blocked: list[str] = []
     want = desired.service
     if want is not None:

@@ -118,6 +118,7 @@ _MINIMAL_FIELDS = (
     "readyReplicas",
     "availableReplicas",
     "updatedReplicas",
+    "drainingReplicas",
     "selector",
     "readyText",
 )
@@ -164,7 +165,7 @@ def summarise(
 ) -> dict[str, Any]:
     """The status the app should have, without lastTransitionTime (see merge_conditions)."""
     problems = sorted(problems, key=lambda p: (p.reason, p.message))  # stable: see above
-    live = [p for p in pods if not p.deleting and not p.finished]
+    live = [p for p in pods if p.live]
     if desired is None:  # the spec is invalid: report the problem, claim nothing else
         return _invalid_status(generation, live, problems)
     updated = [p for p in live if p.template_hash == desired.template_hash]
@@ -180,6 +181,8 @@ def summarise(
         "readyText": f"{len(ready)}/{desired.replicas}",
         "imagesText": bounded_list(list(desired.images), _TEXT_LIMITS["imagesText"]),
     }
+    if draining := sum(p.draining for p in pods):
+        status["drainingReplicas"] = draining
     if desired.relaxed_defaults:  # a few fixed names: far below the schema's bound
         status["relaxedDefaults"] = ",".join(desired.relaxed_defaults)
     if desired.service is not None:

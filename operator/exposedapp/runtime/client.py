@@ -108,6 +108,7 @@ class KubeApi(Protocol):
 
     def get(self, kind: str, namespace: str, name: str) -> Answer: ...
     def create_pod(self, body: Mapping[str, Any]) -> Answer: ...
+    def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Answer: ...
     def delete(self, kind: str, namespace: str, name: str, uid: str | None) -> Answer: ...
     def apply_service(self, body: Mapping[str, Any]) -> Answer: ...
     def replace_service(self, body: Mapping[str, Any]) -> Answer: ...
@@ -239,6 +240,18 @@ class ApiClient:
         if uid:
             options["preconditions"] = {"uid": uid}
         return self.call("DELETE", f"{kind}/{name}", namespace=namespace, body=options)
+
+    def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Answer:
+        """A JSON merge patch (RFC 7386) of a Pod's metadata; a ``metadata.uid`` in it is a
+        precondition (409 for another Pod of that name)."""
+        return self.call(
+            "PATCH",
+            f"pods/{name}",
+            namespace=namespace,
+            body=patch,
+            content_type="application/merge-patch+json",
+            params={"fieldManager": FIELD_MANAGER},
+        )
 
     def apply_service(self, body: Mapping[str, Any]) -> Answer:
         # Server-side apply under one field manager: we own exactly what we send, and take

@@ -1,4 +1,4 @@
-"""Carry out a Plan through the API client: Pod creates and deletes, Service writes.
+"""Carry out a Plan through the API client: Pod creates, drains and deletes, Service writes.
 
 Refusals that a person must fix (quota, Pod Security, validation, RBAC) come back as
 Problems for the Degraded condition; transient trouble (conflicts, throttling, a server
@@ -56,6 +56,7 @@ class ApplyResult:
     service: Mapping[str, Any] | None = None
     created_pods: list[str] = field(default_factory=list)
     deleted_pods: list[str] = field(default_factory=list)
+    drained_pods: list[str] = field(default_factory=list)  # taken out of the Service
     foreign_names: list[str] = field(default_factory=list)  # our Pod names taken by others
     # Our own Pods that lost our labels (edited by hand): invisible to our label-selected
     # watch, so never counted again, but they still hold their names.
@@ -130,6 +131,17 @@ async def _delete_pod(client: KubeApi, action: Action, app: AppRef, result: Appl
     return True
 
 
+async def _drain_pod(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> bool:
+    assert action.body is not None
+    answer = await _call(client.patch_pod, app.namespace, action.name, action.body)
+    if answer.code in (404, 409):  # already gone, or a successor with that name
+        return False
+    if not _landed(answer, result, f"draining Pod {action.name}"):
+        return False
+    result.drained_pods.append(action.name)
+    return True
+
+
 async def _write_service(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> bool:
     assert action.body is not None
     if action.kind == "recreate_service":
@@ -150,6 +162,7 @@ async def _write_service(client: KubeApi, action: Action, app: AppRef, result: A
 
 _WRITERS = {
     "create_pod": _create_pod,
+    "drain_pod": _drain_pod,
     "delete_pod": _delete_pod,
     "apply_service": _write_service,
     "replace_service": _write_service,
@@ -175,11 +188,12 @@ async def execute(
     parallel: int = 16,
     executor: Executor | None = None,
 ) -> ApplyResult:
-    """Carry out every action, in parallel within two phases: Pod deletes, then the rest.
+    """Carry out every action, in parallel within two phases: Pod drains and deletes, then
+    the rest.
 
-    A plan may create Pods in the room that its own deletes make (a rolling update replaces
-    as it removes). Those creates wait for the deletes, and are skipped if any delete was
-    refused: run together, a refused or slower delete would leave more Pods than maxSurge
+    A plan may create Pods in the room that its own drains and deletes make (a rolling
+    update replaces as it removes). Those creates wait for them, and are skipped if any was
+    refused: run together, a refused or slower one would leave more Pods than maxSurge
     allows. ``executor``: the threads the requests run in (default: the loop's), so that
     a caller whose requests must not queue behind others' can have threads of its own.
     """
@@ -206,12 +220,12 @@ async def _execute(client: KubeApi, app: AppRef, plan: Plan, parallel: int) -> A
                 errors[0].partial = result
             raise errors[0]
 
-    deletes = [a for a in plan.actions if a.kind == "delete_pod"]
-    rest = [a for a in plan.actions if a.kind != "delete_pod"]
-    await run_all(deletes)
+    removals = [a for a in plan.actions if a.kind in ("drain_pod", "delete_pod")]
+    rest = [a for a in plan.actions if a not in removals]
+    await run_all(removals)
     if result.problems:
-        # A delete was refused: the room it was to make is not there. The next reconcile
-        # plans again from what exists.
+        # A drain or delete was refused: the room it was to make is not there. The next
+        # reconcile plans again from what exists.
         rest = [a for a in rest if a.kind != "create_pod"]
     await run_all(rest)
     return result

@@ -112,10 +112,11 @@ pods/exec, no update of Pods or Services, no delete of ExposedApps.
   resources: ["exposedapps/finalizers"]
   verbs: ["update"]
 # Pods: watched (index), created by name, deleted with a UID precondition; get answers
-# "whose is it?" after an AlreadyExists. Pods are never updated or patched.
+# "whose is it?" after an AlreadyExists; patched (metadata only, a JSON merge patch with a
+# UID precondition) to drain one: its app-uid label removed, the drain annotation added.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "create", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # The Service: server-side apply (patch; creating through apply needs create too), get
 # to see who owns a Service with our name, delete to switch to or from Headless.
 - apiGroups: [""]
