@@ -416,6 +416,12 @@ class Operator:
                 os.killpg(self.process.pid, signal.SIGINT if self.profile else signal.SIGTERM)
             self.process.wait(30)
 
+    def kill(self) -> None:
+        """SIGKILL, as when its node dies: no clean-up (the traffic benchmark's restart)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
     def _samples(self) -> list[Sample]:
         """The samples of the operator's /metrics; empty while it is not serving."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
@@ -853,9 +859,13 @@ def _report(
         f"after that: {restart.writes}.",
         f"- Operator RSS at the end ({total_apps} apps, after the restart): {final_rss:.0f} MB.",
         f"- Floor of writes per new app: R Pod creates + 1 Service write + 1 status write = "
-        f"{floor}. Operator writes include its events (one per reconcile that changed "
-        "something). Native writes count the deployment and replicaset controllers only "
-        "(the test client's own Deployment and Service writes are not counted on either side).",
+        f"{floor}. Each Pod the operator replaces or removes costs 2 writes, its drain "
+        "(leaving the Service) and its delete, where a Deployment's ReplicaSet deletes it "
+        f"at once: the update round's floor is R Pod creates + 2R + 1 Service write + 1 "
+        f"status write = {3 * args.replicas + 2}. Operator writes include its events (one per "
+        "reconcile that changed something). Native writes count the deployment and "
+        "replicaset controllers only (the test client's own Deployment and Service writes are "
+        "not counted on either side).",
         f"- R={args.replicas} replicas, P={args.ports} named ports, repeats={args.repeat}, "
         f"seed={args.seed}; convergence is timestamped by watch streams on EndpointSlices "
         "(and ExposedApps, which must also be Ready at their current generation).",

@@ -751,11 +751,12 @@ def test_operator_works_with_only_its_service_account(
     cannot("delete", "exposedapps.exposedapp.dev", *ns)
     cannot("update", "exposedapps.exposedapp.dev", *ns)
     cannot("update", "pods", *ns)
-    cannot("patch", "pods", *ns)
+    cannot("patch", "pods", "--subresource=status", *ns)
     cannot("list", "nodes")
     cannot("create", "clusterrolebindings")
     cannot("impersonate", "serviceaccounts", *ns)
     can("create", "pods", *ns)
+    can("patch", "pods", *ns)  # the drain: metadata only
     can("patch", "services", *ns)
     can("patch", "exposedapps.exposedapp.dev", "--subresource=status", *ns)
     can("create", "events.events.k8s.io", *ns)

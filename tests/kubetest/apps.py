@@ -73,7 +73,14 @@ class Apps:
         )
 
     def live_pods(self, name: str) -> list[Any]:
-        return [p for p in self.pods(name) if p.metadata.deletion_timestamp is None]
+        """The app's Pods as the operator counts them: neither terminating nor draining (a
+        draining Pod has left the Service and is deleted once its drain ends)."""
+        return [
+            p
+            for p in self.pods(name)
+            if p.metadata.deletion_timestamp is None
+            and "exposedapp.dev/drain" not in (p.metadata.annotations or {})
+        ]
 
     def condition(self, name: str, kind: str) -> dict[str, Any]:
         conditions = self.get(name).get("status", {}).get("conditions") or []

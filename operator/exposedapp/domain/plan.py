@@ -23,6 +23,7 @@ from .labels import DRAIN_ANNOTATION, TEMPLATE_ANNOTATION, TEMPLATE_HASH_LABEL, 
 from .podhealth import PodProblem, pod_problems
 
 __all__ = [
+    "DRAIN_REASON_LIMIT",
     "Action",
     "Listing",
     "ObservedPod",
