@@ -54,6 +54,7 @@ RUN_ID = os.environ.get("FAULT_RUN_ID") or datetime.datetime.now(datetime.UTC).s
 )
 GROUP, VERSION, PLURAL = "exposedapp.dev", "v1alpha1", "exposedapps"
 APP_LABEL = "exposedapp.dev/app"
+DRAIN_ANNOTATION = "exposedapp.dev/drain"
 UID_LABEL = "exposedapp.dev/app-uid"
 HASH_LABEL = "exposedapp.dev/template-hash"
 
@@ -457,6 +458,8 @@ class PodSampler:
                 self.seen_names.add(pod["metadata"]["name"])
                 if pod["metadata"].get("deletionTimestamp"):
                     continue
+                if DRAIN_ANNOTATION in (pod["metadata"].get("annotations") or {}):
+                    continue  # out of the Service, deleted once drained: as if terminating
                 app = pod["metadata"]["labels"][APP_LABEL]
                 live.setdefault(app, []).append(pod["metadata"]["name"])
             self.samples += 1

@@ -116,6 +116,7 @@ def test_defaults_are_stored(kubectl: Kubectl, crd: str, namespace: str) -> None
             "publishNotReadyAddresses": False,
         },
         "updateStrategy": {"type": "RollingUpdate"},
+        "drain": {"enabled": True, "delaySeconds": 2, "timeoutSeconds": 60},
     }
 
 
@@ -159,6 +160,7 @@ def test_columns(kubectl: Kubectl, crd: str, namespace: str) -> None:
         "imagesText": "nginx:1.27,exporter:1",
         "selector": "exposedapp.dev/app=web",
         "relaxedDefaults": "runAsNonRoot=false",
+        "drainingReplicas": 1,
         "service": {"name": "web", "type": "ClusterIP", "clusterIP": "10.96.7.7"},
     }
     kubectl(
@@ -188,11 +190,13 @@ def test_columns(kubectl: Kubectl, crd: str, namespace: str) -> None:
         "SELECTOR",
         "IMAGES",
         "RELAXED",
+        "DRAINING",
     ]
-    assert row.split()[-3:] == [
+    assert row.split()[-4:] == [
         "exposedapp.dev/app=web",
         "nginx:1.27,exporter:1",
         "runAsNonRoot=false",
+        "1",
     ]
 
 

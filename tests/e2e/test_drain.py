@@ -1,15 +1,17 @@
-"""Drain before delete against the real control plane and the real operator process.
+"""Drain before delete on the real node, with the real operator process.
 
-The EndpointSlice controller is the real one: a drained Pod must leave every slice of the
-Service before the operator deletes it. Order is judged by resourceVersions, which etcd
-hands out in one sequence for every object: the slice update that dropped a Pod has a
-smaller resourceVersion than the Pod update that marked it for deletion. Real traffic
-through kube-proxy is judged in test_drain_traffic.py, on the real node.
+The EndpointSlice controller, the kubelet and kube-proxy are the real ones: a drained Pod
+must leave every slice of the Service before the operator deletes it. Order is judged by
+resourceVersions, which etcd hands out in one sequence for every object: the slice update
+that dropped a Pod has a smaller resourceVersion than the Pod update that marked it for
+deletion. Requests through the ClusterIP judge the restart mid-drain; the side-by-side
+measurement against Deployments is test_drain_traffic.py and `make bench-traffic`.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,13 +20,37 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
-from conftest import OperatorProcess
+from conftest import OperatorProcess, RealNode
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps, app_manifest
 from kubetest.audit import AuditLog
+from kubetest.realnode import create_real_namespace, with_local_images
+from kubetest.traffic import LoadGenerator, http_get
 from test_reconciler import assert_second_reconcile_writes_nothing
 
 DRAIN_ANNOTATION = "exposedapp.dev/drain"
+
+
+@pytest.fixture
+def namespace(
+    core: client.CoreV1Api, real_node: RealNode, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A fresh namespace whose Pods run on the real node."""
+    stem = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:36].strip("-")
+    name = f"d-{stem}-{secrets.token_hex(3)}"
+    create_real_namespace(core, name)
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+def local_app(name: str, replicas: int, **spec: Any) -> dict[str, Any]:
+    """An app of netserver Pods on the real node, ready once they listen (probe 1 s)."""
+    body = with_local_images(app_manifest(name, replicas=replicas, **spec))
+    body["spec"]["containers"][0]["readinessProbe"] = {
+        "httpGet": {"port": "http", "path": "/"},
+        "periodSeconds": 1,
+    }
+    return body
 
 
 @dataclass
@@ -118,7 +144,7 @@ def test_scale_down_drains_each_pod_out_of_the_slices_before_deleting_it(
     core: client.CoreV1Api,
     history: History,
 ) -> None:
-    apps.create(app_manifest("scaled", replicas=4))
+    apps.create(local_app("scaled", 4))
     apps.wait_ready("scaled")
     wait_for(lambda: apps.ready_endpoints("scaled"), lambda c: c.get("http") == 4)
     before = {p.metadata.uid: p.metadata.name for p in apps.live_pods("scaled")}
@@ -157,7 +183,7 @@ def test_scale_down_drains_each_pod_out_of_the_slices_before_deleting_it(
 def test_drain_off_deletes_at_once(
     apps: Apps, operator: OperatorProcess, audit: AuditLog, cluster: ClusterHandle
 ) -> None:
-    apps.create(app_manifest("blunt", replicas=2, drain={"enabled": False}))
+    apps.create(local_app("blunt", 2, drain={"enabled": False}))
     apps.wait_ready("blunt")
     mark = audit.mark()
     apps.patch("blunt", {"spec": {"replicas": 1}})
@@ -179,9 +205,22 @@ def test_a_drain_under_way_is_finished_by_the_next_operator_after_a_kill(
     kubectl: Any,
     history: History,
 ) -> None:
-    # A long delay keeps the Pod draining while the operator is killed and started again.
-    apps.create(app_manifest("resumed", replicas=2, drain={"delaySeconds": 20}))
+    # A long delay keeps the Pod draining while the operator is killed and started again;
+    # a steady load through the ClusterIP meanwhile must see no failure.
+    apps.create(local_app("resumed", 2, drain={"delaySeconds": 20}))
     apps.wait_ready("resumed")
+    ip = apps.get("resumed")["status"]["service"]["clusterIP"]
+    wait_for(lambda: http_get(ip, 8080), what="kube-proxy serving the ClusterIP")
+    with LoadGenerator(ip, 8080, workers=2, rate=40, max_seconds=150) as load:
+        _drain_kill_and_finish(apps, operator, kubectl, history)
+    assert load.report.requests > 100, load.report
+    assert load.report.failed == 0, load.report
+    assert_second_reconcile_writes_nothing(apps, "resumed", operator, audit, cluster)
+
+
+def _drain_kill_and_finish(
+    apps: Apps, operator: OperatorProcess, kubectl: Any, history: History
+) -> None:
     apps.patch("resumed", {"spec": {"replicas": 1}})
     (leaving,) = wait_for(
         lambda: [
@@ -215,7 +254,6 @@ def test_a_drain_under_way_is_finished_by_the_next_operator_after_a_kill(
     mark = json.loads(leaving.metadata.annotations[DRAIN_ANNOTATION])
     assert mark["reason"] == "scaling down to 1 replicas (2 exist)"
     assert "drainingReplicas" not in apps.wait_ready("resumed")["status"]
-    assert_second_reconcile_writes_nothing(apps, "resumed", operator, audit, cluster)
 
 
 def test_a_drain_the_slices_never_confirm_ends_at_its_timeout(
@@ -226,7 +264,7 @@ def test_a_drain_the_slices_never_confirm_ends_at_its_timeout(
 ) -> None:
     # A second EndpointSlice of the Service, managed by someone else (as a mesh or a
     # hand-made slice would be), keeps listing the Pod: the drain cannot complete.
-    apps.create(app_manifest("stuck", replicas=2, drain={"timeoutSeconds": 5}))
+    apps.create(local_app("stuck", 2, drain={"timeoutSeconds": 5}))
     apps.wait_ready("stuck")
     victim = sorted(apps.live_pods("stuck"), key=lambda p: p.metadata.name)[-1]
     pod_ip = wait_for(
