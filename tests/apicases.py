@@ -949,4 +949,55 @@ INVALID: tuple[Invalid, ...] = (
         "spec.securityContext.supplementalGroups[0]: must be at least 0, got -5",
         ("spec.securityContext.supplementalGroups[0]", "greater than or equal to 0"),
     ),
+    # --- rollouts and drain ---
+    Invalid(
+        "progress-deadline-not-above-min-ready",
+        "progress-deadline-above-min-ready",
+        app(minReadySeconds=30, progressDeadlineSeconds=30),
+        "spec.progressDeadlineSeconds: must be greater than minReadySeconds (30), got 30: a "
+        "Pod could never become available in time",
+        ("spec.progressDeadlineSeconds", "must be greater than minReadySeconds"),
+    ),
+    Invalid(
+        "progress-deadline-zero",
+        "minimum",
+        app(progressDeadlineSeconds=0),
+        "spec.progressDeadlineSeconds: must be at least 1, got 0",
+        ("spec.progressDeadlineSeconds", "greater than or equal to 1"),
+    ),
+    Invalid(
+        "restarted-at-not-a-time",
+        "pattern",
+        app(restartedAt="yesterday"),
+        'spec.restartedAt: must be an RFC 3339 time such as 2026-12-01T12:00:00Z, got "yesterday"',
+        ("spec.restartedAt", "should match"),
+    ),
+    Invalid(
+        "paused-not-a-boolean",
+        "type",
+        app(paused="yes"),
+        'spec.paused: must be true or false, got "yes"',
+        ("spec.paused", "must be of type boolean"),
+    ),
+    Invalid(
+        "drain-delay-too-long",
+        "maximum",
+        app(drain={"delaySeconds": 301}),
+        "spec.drain.delaySeconds: must be at most 300, got 301",
+        ("spec.drain.delaySeconds", "less than or equal to 300"),
+    ),
+    Invalid(
+        "drain-timeout-zero",
+        "minimum",
+        app(drain={"timeoutSeconds": 0}),
+        "spec.drain.timeoutSeconds: must be at least 1, got 0",
+        ("spec.drain.timeoutSeconds", "greater than or equal to 1"),
+    ),
+    Invalid(
+        "drain-unknown-field",
+        "unknown field",
+        app(drain={"graceSeconds": 5}),
+        "spec.drain.graceSeconds: unknown field: not part of the ExposedApp API",
+        ('unknown field "spec.drain.graceSeconds"',),
+    ),
 )

@@ -622,7 +622,14 @@ class Reconciler:
         if relaxed and relaxed != current.get("relaxedDefaults"):
             self._event(ref, "Normal", "DefaultsRelaxed", _relaxed_message(relaxed))
         version = (app.get("metadata") or {}).get("resourceVersion")
-        written = await self.status.write(ref, current, wanted, acted=acted, version=version)
+        written = await self.status.write(
+            ref,
+            current,
+            wanted,
+            acted=acted,
+            version=version,
+            deadline_seconds=desired.progress_deadline_seconds if desired else 600,
+        )
         self._tell_problems(ref, problems, memory)
         self._tell_pod_problems(ref, pods, memory)
         return written

@@ -46,6 +46,7 @@ __all__ = [
     "QUANTITY",
     "REASON",
     "RESERVED_KEY_PREFIXES",
+    "RFC3339",
     "ROOT_SCHEMA",
     "SPEC_SCHEMA",
     "STATUS_SCHEMA",
@@ -1221,6 +1222,13 @@ _DRAIN = _obj(
 )
 
 
+# RFC 3339 as Kubernetes writes times (kubectl's restartedAt annotation included).
+RFC3339 = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
 _UPDATE_STRATEGY = _obj(
     {
         "type": _str(
@@ -1745,6 +1753,12 @@ def _sidecar_ports_apart(same: str, only: str = "true") -> str:
 
 _SPEC_RULES = [
     _rule(
+        "progress-deadline-above-min-ready",
+        "self.progressDeadlineSeconds > self.minReadySeconds",
+        "progressDeadlineSeconds must be greater than minReadySeconds",
+        field_path=".progressDeadlineSeconds",
+    ),
+    _rule(
         "node-port-needs-type",
         "self.service.type in ['NodePort', 'LoadBalancer'] || "
         + _all_containers("!has(c.ports) || c.ports.all(p, !has(p.nodePort))"),
@@ -1925,6 +1939,28 @@ SPEC_SCHEMA: Schema = _obj(
         "service": _SERVICE,
         "updateStrategy": _UPDATE_STRATEGY,
         "drain": _DRAIN,
+        "restartedAt": _str(
+            64,
+            pattern=RFC3339,
+            description="A time (RFC 3339) stamped to restart every Pod: a new value rolls "
+            "all Pods through updateStrategy, as `kubectl rollout restart` does for a "
+            "Deployment (`kubectl xapp rollout restart` sets it to now).",
+        ),
+        "paused": _bool(
+            default=False,
+            description="true: start no new rollout step. A paused app still replaces lost "
+            "Pods (with the current template), scales, repairs drift and keeps the Service "
+            "in sync; a template change waits until it is resumed. Default false.",
+        ),
+        "progressDeadlineSeconds": _int(
+            1,
+            86400,
+            default=600,
+            description="Seconds a rollout may go without progress (a Pod updated, "
+            "available or removed) before Progressing turns False with reason "
+            "ProgressDeadlineExceeded (and Stalled True); the operator keeps trying. "
+            "Greater than minReadySeconds; default 600, as for Deployments.",
+        ),
     },
     required=["containers"],
     rules=_SPEC_RULES,
@@ -2050,6 +2086,12 @@ STATUS_SCHEMA: Schema = _obj(
             "finished.",
         ),
         "readyReplicas": _described(_COUNT, "Pods whose Ready condition is True."),
+        "lastProgressTime": _str(
+            32,
+            description="While Progressing is True: when the rollout last made progress (a "
+            "Pod updated, available or removed), RFC 3339; spec.progressDeadlineSeconds "
+            "counts from it.",
+        ),
         "drainingReplicas": _described(
             _COUNT,
             "Pods leaving the Service before their deletion (spec.drain): not counted in "

@@ -18,6 +18,7 @@ from .labels import (
     API_VERSION,
     APP_LABEL,
     KIND,
+    RESTARTED_AT_ANNOTATION,
     TEMPLATE_ANNOTATION,
     TEMPLATE_HASH_LABEL,
     identity_labels,
@@ -68,6 +69,8 @@ class DesiredState:
     service_type: str
     relaxed_defaults: tuple[str, ...] = ()  # the operator's defaults the spec relaxes
     drain: DrainPolicy = field(default_factory=DrainPolicy)
+    paused: bool = False  # no new rollout step (spec.paused)
+    progress_deadline_seconds: int = 600
 
     def pod(self, name: str) -> dict[str, Any]:
         """A whole Pod body with its name; a fresh copy each call."""
@@ -150,6 +153,8 @@ def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
         min_ready_seconds=spec.min_ready_seconds,
         service_type=spec.service.type,
         drain=spec.drain,
+        paused=spec.paused,
+        progress_deadline_seconds=spec.progress_deadline_seconds,
     )
 
 
@@ -157,6 +162,9 @@ def _pod_template(app: AppRef, spec: ExposedAppSpec) -> tuple[str, dict[str, Any
     """(template hash, template summary, the Pod body without a name)."""
     user_labels = dict(spec.pod_labels)
     user_annotations = dict(spec.pod_annotations)
+    if spec.restarted_at is not None:
+        # Part of the hash: a new stamp is a new template, rolled out like any other.
+        user_annotations[RESTARTED_AT_ANNOTATION] = spec.restarted_at
     pod_spec: dict[str, Any] = {
         "containers": [_container(c) for c in spec.containers],
         "securityContext": _pod_security(spec),
@@ -173,7 +181,7 @@ def _pod_template(app: AppRef, spec: ExposedAppSpec) -> tuple[str, dict[str, Any
     template_hash = _template_hash(
         {"spec": pod_spec, "labels": user_labels, "annotations": user_annotations}
     )
-    summary = {
+    summary: dict[str, Any] = {
         "ports": {
             p.name: f"{p.container_port}/{p.protocol}"
             for c in spec.serving_containers
@@ -181,6 +189,8 @@ def _pod_template(app: AppRef, spec: ExposedAppSpec) -> tuple[str, dict[str, Any
         },
         "images": {c.name: c.image for c in spec.containers},
     }
+    if spec.restarted_at is not None:
+        summary["restartedAt"] = spec.restarted_at
     pod_template: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -16,6 +16,7 @@ __all__ = [
     "KIND",
     "MANAGED_BY",
     "PLURAL",
+    "RESTARTED_AT_ANNOTATION",
     "SERVICE_NAME_LABEL",
     "TEMPLATE_ANNOTATION",
     "TEMPLATE_HASH_LABEL",
@@ -42,6 +43,9 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 TEMPLATE_HASH_LABEL = f"{GROUP}/template-hash"
 # What the Pod was built from, so a replacement can say what changed (ports, images).
 TEMPLATE_ANNOTATION = f"{GROUP}/template"
+# On the Pods of an app restarted by spec.restartedAt (as kubectl.kubernetes.io/restartedAt
+# is on a restarted Deployment's): the stamp, so that a new one makes a new template.
+RESTARTED_AT_ANNOTATION = f"{GROUP}/restartedAt"
 # On a Pod leaving the Service before its deletion: {"since": RFC 3339, "reason": why}. The
 # drain's state lives on the Pod itself, so a restarted operator finishes it.
 DRAIN_ANNOTATION = f"{GROUP}/drain"

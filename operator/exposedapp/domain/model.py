@@ -237,6 +237,9 @@ class ExposedAppSpec:
     security_context: FrozenMap[Frozen] = EMPTY
     automount_service_account_token: bool = False
     drain: DrainPolicy = dataclasses.field(default_factory=DrainPolicy)
+    restarted_at: str | None = None  # a new value restarts every Pod (a template change)
+    paused: bool = False
+    progress_deadline_seconds: int = 600
 
     @property
     def serving_containers(self) -> tuple[Container, ...]:
@@ -324,6 +327,9 @@ INTERPRETED_SPEC_FIELDS = frozenset(
         "securityContext",
         "automountServiceAccountToken",
         "drain",
+        "restartedAt",
+        "paused",
+        "progressDeadlineSeconds",
     }
 )
 INTERPRETED_CONTAINER_FIELDS = frozenset(
@@ -368,6 +374,9 @@ def _build(spec: Mapping[str, Any]) -> ExposedAppSpec:
             delay_seconds=spec["drain"]["delaySeconds"],
             timeout_seconds=spec["drain"]["timeoutSeconds"],
         ),
+        restarted_at=spec.get("restartedAt"),
+        paused=spec["paused"],
+        progress_deadline_seconds=spec["progressDeadlineSeconds"],
     )
 
 
@@ -459,6 +468,7 @@ _PATTERNS = {
     "starting and ending with a letter or digit",
     crd.IANA_SVC_NAME: "a port name: lowercase letters, digits and '-'",
     crd.REASON: "a CamelCase reason",
+    crd.RFC3339: "an RFC 3339 time such as 2026-12-01T12:00:00Z",
 }
 
 
@@ -778,6 +788,15 @@ def _external_traffic_policy(service: Mapping[str, Any], path: str) -> None:
         )
 
 
+def _progress_deadline(spec: Mapping[str, Any], path: str) -> None:
+    if spec["progressDeadlineSeconds"] <= spec["minReadySeconds"]:
+        raise SpecError(
+            f"{path}.progressDeadlineSeconds",
+            f"must be greater than minReadySeconds ({spec['minReadySeconds']}), got "
+            f"{spec['progressDeadlineSeconds']}: a Pod could never become available in time",
+        )
+
+
 def _rolling_update_zero(value: Mapping[str, Any], path: str) -> None:
     if all(value[k] in (0, "0%") for k in ("maxSurge", "maxUnavailable")):
         raise SpecError(
@@ -1017,6 +1036,7 @@ _TWINS: dict[str, Twin] = {
     **{f"sidecar-{name}-apart": _sidecar_apart(rule) for name, rule in _PORT_SPACE.items()},
     "exposed-port-required": _exposed_port_required,
     "external-traffic-policy-needs-type": _external_traffic_policy,
+    "progress-deadline-above-min-ready": _progress_deadline,
     "rolling-update-not-both-zero": _rolling_update_zero,
     "rolling-update-needs-type": _rolling_update_type,
     "volume-names-unique": _volume_names,

@@ -232,6 +232,8 @@ def describe_template_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> 
                 changes.append(f"{noun} {key} added ({after[key]})")
             elif before[key] != after[key]:
                 changes.append(f"{noun} {key} {before[key]} -> {after[key]}")
+    if old.get("restartedAt") != new.get("restartedAt") and new.get("restartedAt"):
+        changes.append(f"restarted at {new['restartedAt']}")
     return ", ".join(changes) if changes else "pod template changed"
 
 
@@ -270,6 +272,9 @@ def _pod_actions(
     leaving_old = [
         p for p in pods if (p.deleting or p.draining) and p.template_hash != desired.template_hash
     ]
+    if desired.paused and old:
+        planner.hold(current, old)
+        return planner.actions, planner.requeue
     if desired.strategy == "Recreate" and (old or leaving_old):
         # Recreate means no new Pod runs beside an old one: wait until they are all gone.
         planner.remove(old, f"Recreate strategy, {planner.replacing(old[0])}" if old else "")
@@ -393,6 +398,22 @@ class _PodPlanner:
         elif len(current) > replicas:
             extra = _least_valuable_first(current)[: len(current) - replicas]
             self.remove(extra, f"scaling down to {replicas} replicas ({len(current)} exist)")
+
+    def hold(self, current: Sequence[ObservedPod], old: Sequence[ObservedPod]) -> None:
+        """Paused mid-rollout (or before it): old Pods are not replaced, only kept count of.
+        A lost Pod is replaced with the current template (the only one the operator can
+        build), and a scale-down removes the least valuable Pods of either template."""
+        replicas, live = self.desired.replicas, [*current, *old]
+        if len(live) < replicas:
+            self.create(
+                replicas - len(live),
+                f"{len(live)} of {replicas} replicas exist (paused: replacing lost Pods only)",
+            )
+        elif len(live) > replicas:
+            self.remove(
+                _least_valuable_first(live)[: len(live) - replicas],
+                f"scaling down to {replicas} replicas while paused ({len(live)} exist)",
+            )
 
     def roll(self, current: Sequence[ObservedPod], old: Sequence[ObservedPod]) -> None:
         """RollingUpdate, as a Deployment does it: old Pods go while at least replicas -

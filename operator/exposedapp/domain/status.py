@@ -203,9 +203,10 @@ def summarise(
         if problems
         else (False, "AsExpected", "nothing blocks reconciliation")
     )
+    moving = progressing[0] not in ("Complete", "Paused")
     status["conditions"] = [
         _condition("Ready", *ready_condition, generation),
-        _condition("Progressing", progressing[0] != "Complete", *progressing, generation),
+        _condition("Progressing", moving, *progressing, generation),
         _condition("Degraded", *degraded_condition, generation),
     ]
     return status
@@ -292,6 +293,12 @@ def _progressing(
     replicas = desired.replicas
     old = [p for p in live if p.template_hash != desired.template_hash]
     updated_available = [p for p in updated if p.available(now, desired.min_ready_seconds)]
+    if old and desired.paused:
+        return (
+            "Paused",
+            f"rollout paused (spec.paused): {len(updated)} of {replicas} replicas updated, "
+            f"{len(old)} old remain",
+        )
     if old and desired.strategy == "RollingUpdate":
         return (
             "RollingUpdate",
@@ -340,6 +347,81 @@ def _ready(
         return (False, "EndpointsNotReady", "; ".join(not_serving))
     serving = f", Service {desired.app_name} serving every port" if desired.service else ""
     return (True, "Serving", f"{replicas} of {replicas} replicas ready{serving}")
+
+
+# The fields whose change is progress (a Pod updated, available or removed, a new spec).
+_PROGRESS_FIELDS = (
+    "observedGeneration",
+    "replicas",
+    "updatedReplicas",
+    "availableReplicas",
+    "drainingReplicas",
+)
+
+
+def track_progress(
+    wanted: dict[str, Any],
+    current: Mapping[str, Any],
+    now: datetime.datetime,
+    deadline_seconds: int,
+) -> float | None:
+    """Set ``lastProgressTime``, the deadline verdict and the kstatus conditions on
+    ``wanted`` (a summarised status); return seconds until the deadline, if one runs.
+
+    While Progressing is True, lastProgressTime is when the counts last moved (``current``
+    is the status as last written). Past ``deadline_seconds`` without progress, Progressing
+    turns False with reason ProgressDeadlineExceeded, as for a Deployment; the operator
+    keeps trying. Reconciling (True while the operator moves Pods) and Stalled (True while
+    a person must act: Degraded, or the deadline passed) are the abnormal-true conditions
+    kstatus (sigs.k8s.io/cli-utils) and Flux read.
+    """
+    conditions = {c["type"]: c for c in wanted.get("conditions") or []}
+    if "Progressing" not in conditions or "Degraded" not in conditions:
+        return None  # not a summarised status: nothing to derive
+    progressing, degraded = conditions["Progressing"], conditions["Degraded"]
+    due: float | None = None
+    stalled: tuple[bool, str, str] = (False, "AsExpected", "nothing blocks reconciliation")
+    if progressing["status"] == "True":
+        moved = any(wanted.get(k) != current.get(k) for k in _PROGRESS_FIELDS)
+        since = _parse_time(current.get("lastProgressTime"))
+        if moved or since is None:
+            since = now
+        wanted["lastProgressTime"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        waited = (now - since).total_seconds()
+        if waited >= deadline_seconds:
+            message = shorten(
+                f"no progress for {deadline_seconds} s (spec.progressDeadlineSeconds): "
+                f"{progressing['message']}",
+                MESSAGE_LIMIT,
+            )
+            progressing.update(status="False", reason="ProgressDeadlineExceeded", message=message)
+            stalled = (True, "ProgressDeadlineExceeded", message)
+        else:
+            due = deadline_seconds - waited
+    if degraded["status"] == "True":
+        stalled = (True, degraded["reason"], degraded["message"])
+    generation = progressing["observedGeneration"]
+    reconciling = progressing["status"] == "True" and not stalled[0]
+    wanted["conditions"] += [
+        _condition(
+            "Reconciling",
+            reconciling,
+            progressing["reason"] if reconciling else "AsExpected",
+            progressing["message"] if reconciling else "nothing is moving",
+            generation,
+        ),
+        _condition("Stalled", *stalled, generation),
+    ]
+    return due
+
+
+def _parse_time(value: Any) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.UTC
+        )
+    except ValueError:
+        return None
 
 
 def merge_conditions(
@@ -400,7 +482,8 @@ def decide_status_write(
 ) -> StatusWrite:
     """Write what people and automation wait for at once; coalesce the counting in between.
 
-    - Ready turning True, any flip of Ready or Degraded, or a new problem: write now.
+    - Ready turning True, any flip of Ready, Degraded or Stalled, or a new problem: write
+      now.
     - Right after the operator changed children: wait, their events will bring a fresher
       picture within moments.
     - Otherwise (counts and messages moving while Pods start): at most one write per
@@ -422,6 +505,12 @@ def decide_status_write(
         return StatusWrite(True, why="Ready changed")
     if before_degraded is not None and before_degraded != after_degraded:
         return StatusWrite(True, why="Degraded changed")
+    before_stalled = _condition_status(current, "Stalled")
+    after_stalled = _condition_status(wanted, "Stalled")
+    if after_stalled == "True" and before_stalled != "True":
+        return StatusWrite(True, why="Stalled")
+    if before_stalled is not None and before_stalled != after_stalled:
+        return StatusWrite(True, why="Stalled changed")
     if acted:
         return StatusWrite(False, why="children changing")
     if seconds_since_write < debounce:

@@ -30,6 +30,7 @@ from ..domain.status import (
     merge_conditions,
     minimal_status,
     progress_interval,
+    track_progress,
 )
 from .cache import AppKey
 from .client import KubeApi, is_transient
@@ -47,6 +48,7 @@ class _Written:
     refused: str | None = None  # the status refused for good (as JSON), while wanted
     refusal: tuple[str, str] = ("StatusRefused", "")  # its reason and message
     retry_after: float | None = None  # seconds until a held-back progress write is due
+    deadline_after: float | None = None  # seconds until the progress deadline, if one runs
     # The status as we last wrote it, and the app's resourceVersions older than that
     # write (the ones our writes were based on, and what our earlier writes made): while
     # the cache shows one of those, it has not caught up with our last write yet.
@@ -102,9 +104,13 @@ class StatusWriter:
         self.progressing.discard(key)
 
     def retry_after(self, uid: str) -> float | None:
-        """Seconds until this app's held-back progress write is due; None if none is."""
+        """Seconds until this app's held-back progress write is due, or its progress
+        deadline; None if neither is."""
         written = self._apps.get(uid)
-        return written.retry_after if written else None
+        if written is None:
+            return None
+        waits = [t for t in (written.retry_after, written.deadline_after) if t is not None]
+        return max(0.1, min(waits)) if waits else None
 
     def condition_counts(self) -> dict[tuple[str, str], int]:
         """Apps by (condition, status), for the metrics endpoint."""
@@ -122,13 +128,14 @@ class StatusWriter:
         *,
         acted: bool,
         version: str | None = None,
+        deadline_seconds: int = 600,
     ) -> bool:
         """Write ``wanted`` over ``current`` now or later (see the module); True if written.
 
         ``current`` is the status the cache holds, of the app at resourceVersion
         ``version``; ``wanted`` the summarised status, its conditions without transition
-        times; ``acted``: this reconcile changed something. Raises TransientError if the
-        API failed.
+        times; ``acted``: this reconcile changed something; ``deadline_seconds``: the
+        app's progressDeadlineSeconds. Raises TransientError if the API failed.
         """
         key = (ref.namespace, ref.name)
         self.seen(ref.uid)
@@ -136,6 +143,10 @@ class StatusWriter:
         # Judged against what we last wrote while the cache lags behind it: a stale copy
         # would make the same change look new again, and write it twice.
         current = written.fresher(current, version)
+        written.deadline_after = track_progress(wanted, current, self.clock(), deadline_seconds)
+        if _stalled_by_deadline(wanted) and not _stalled_by_deadline(current):
+            progressing = next(c for c in wanted["conditions"] if c["type"] == "Progressing")
+            self.warn(ref, "ProgressDeadlineExceeded", progressing["message"])
         self.conditions[key] = tuple((c["type"], c["status"]) for c in wanted["conditions"])
         if ("Progressing", "True") in self.conditions[key]:
             self.progressing.add(key)
@@ -213,6 +224,7 @@ class StatusWriter:
     ) -> bool:
         reason, message = written.refusal
         fallback = minimal_status(wanted, reason, message)
+        track_progress(fallback, current, self.clock(), 0)
         fallback["conditions"] = self._merged(fallback, current)
         if conditions_equal(current, fallback):
             return False
@@ -225,6 +237,13 @@ class StatusWriter:
         if answer.ok:
             written.wrote(fallback, version, _version_of(answer.body))
         return answer.ok
+
+
+def _stalled_by_deadline(status: Mapping[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+        for c in status.get("conditions") or []
+    )
 
 
 def _version_of(body: Mapping[str, Any]) -> str | None:
