@@ -1,4 +1,5 @@
-"""Copy the CRDs to where kustomize and Helm can load them; `--check` fails if a copy is stale.
+"""Copy the CRDs and the Argo CD health check to where kustomize and Helm can load them;
+`--check` fails if a copy is stale.
 
 kustomize loads no file from outside its root and a Helm chart none from outside the chart,
 so the kustomize base and the chart carry byte-identical copies of the sources:
@@ -24,6 +25,7 @@ COPIES = (
         f"{CHART_CRDS}/kopf.dev_clusterkopfpeerings.yaml",
     ),
     ("deploy/peering/kopf.dev_kopfpeerings.yaml", f"{CHART_CRDS}/kopf.dev_kopfpeerings.yaml"),
+    ("deploy/argocd/exposedapp-health.lua", "deploy/helm/exposedapp/files/argocd-health.lua"),
 )
 
 

@@ -161,7 +161,16 @@ NODE = (CONTAINERD, COREDNS, NETSERVER)
 COMPONENTS = (*CONTROL_PLANE, *NODE)
 # Not part of the cluster: built on demand for the install tests (`helm template`).
 HELM = Component("helm", "helm.sh/helm/v4", "v4.3.1", (("helm", "helm.sh/helm/v4/cmd/helm"),))
-TOOLS = {"helm": HELM}
+# kstatus (sigs.k8s.io/cli-utils), what Flux computes health with, for the GitOps tests.
+KSTATUS_SOURCE = Path(__file__).parent / "kstatus"
+KSTATUS = Component(
+    "kstatus",
+    "devcluster/kstatus",
+    _source_hash(KSTATUS_SOURCE) if KSTATUS_SOURCE.is_dir() else "missing",
+    (("kstatus", "."),),
+    local_source=KSTATUS_SOURCE,
+)
+TOOLS = {"helm": HELM, "kstatus": KSTATUS}
 BINARIES = tuple(binary for component in COMPONENTS for binary in component.binaries)
 
 Progress = Callable[[str], None]

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .binaries import BuildError, ensure_binaries, ensure_tool, kwok_stages_dir
+from .binaries import TOOLS, BuildError, ensure_binaries, ensure_tool, kwok_stages_dir
 from .cluster import (
     ClusterError,
     default_run_dir,
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         "--tool",
         action="append",
         default=[],
-        choices=["helm"],
+        choices=sorted(TOOLS),
         help="also build this development tool",
     )
     start = commands.add_parser("up", help="start the control plane (detached)")
