@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .domain.desired import AppRef, DesiredState, build_desired
+from .domain.history import History, Revision, history_actions, observe_revision
 from .domain.labels import APP_LABEL, SERVICE_NAME_LABEL
 from .domain.model import SpecError, parse_spec, validate_name
 from .domain.objects import controlled_by, owned_keys, summarise_done
@@ -101,6 +102,7 @@ class _Snapshot:
     pods: list[ObservedPod]
     service: Mapping[str, Any] | None
     slices: tuple[Mapping[str, Any], ...]
+    revisions: tuple[Revision, ...]
     memory: _Memory
 
     @property
@@ -160,6 +162,8 @@ class _Memory:
     done_meanwhile: list[Action] = field(default_factory=list)
     collected: ApplyResult | None = None  # a finished create's result, not yet told
     service_refused: bool = False  # the last create was refused: retry in line, with backoff
+    # Revisions written and not yet seen through the watch (None: deleted), by name.
+    revisions_written: dict[str, Revision | None] = field(default_factory=dict)
     # Draining Pods (by UID) the EndpointSlices no longer list, and since when (plan.Listing).
     unlisted_since: dict[str, datetime.datetime] = field(default_factory=dict)
     # The spec as parsed and the objects it implies, for the spec they were built from: an
@@ -173,6 +177,21 @@ class _Memory:
         if self.built is None or self.built[0] != fingerprint:
             self.built = (fingerprint, build_desired(ref, parse_spec(raw_spec)))
         return self.built[1]
+
+    def fresher_revisions(self, observed: Iterable[Revision]) -> tuple[Revision, ...]:
+        """The observed revisions with our writes the watch has not delivered yet."""
+        found = {r.name: r for r in observed}
+        for name, written in list(self.revisions_written.items()):
+            seen = found.get(name)
+            if (written is None and seen is None) or (
+                written is not None and seen is not None and seen.revision == written.revision
+            ):
+                del self.revisions_written[name]  # delivered
+            elif written is None:
+                found.pop(name, None)
+            else:
+                found[name] = written
+        return tuple(found.values())
 
     def fresher_service(self, observed: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         if self.service_written is None:
@@ -346,6 +365,9 @@ class Reconciler:
             pods=[observe_pod(p) for p in observed.pods if controlled_by(p, ref.uid)],
             service=services[0] if services else None,
             slices=observed.slices,
+            revisions=memory.fresher_revisions(
+                observe_revision(r) for r in observed.revisions if controlled_by(r, ref.uid)
+            ),
             memory=memory,
         )
 
@@ -402,7 +424,7 @@ class Reconciler:
             [(p.template_hash, p.template_summary.get("ports") or {}) for p in live],
             service,
         )
-        return plan(
+        the_plan = plan(
             target,
             snap.pods,
             service,
@@ -411,6 +433,17 @@ class Reconciler:
             taken_names=frozenset(snap.memory.foreign_names),
             now=now,
             listing=self._listing(snap, now),
+        )
+        history = History(
+            app=snap.ref,
+            template_hash=desired.template_hash,  # the app's own, not a rollout's step
+            spec=snap.app.get("spec") or {},
+            revisions=snap.revisions,
+            in_use=frozenset(p.template_hash for p in snap.pods if not p.deleting),
+            limit=desired.revision_history_limit,
+        )
+        return dataclasses.replace(
+            the_plan, actions=the_plan.actions + tuple(history_actions(history))
         )
 
     @staticmethod
@@ -564,6 +597,12 @@ class Reconciler:
             memory.expectations.drains |= set(result.drained_pods)
             memory.expectations.deadline = self.monotonic() + EXPECTATION_TIMEOUT
         memory.foreign_names |= set(result.foreign_names) | set(result.hidden_names)
+        for action in result.revisions:
+            if action.kind == "delete_revision":
+                memory.revisions_written[action.name] = None
+                continue
+            assert action.body is not None
+            memory.revisions_written[action.name] = observe_revision(action.body)
 
     def _slices_due(self, snap: _Snapshot) -> bool:
         """Our new Service's EndpointSlices are still to come (the EndpointSlice

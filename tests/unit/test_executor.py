@@ -49,6 +49,9 @@ class ScriptedClient:
         self.deletes = deletes or {}
         self.log: list[str] = []
 
+    def create_revision(self, body: Mapping[str, Any]) -> Answer:
+        return Answer(201, "", "", dict(body))
+
     def create_pod(self, body: Mapping[str, Any]) -> Answer:
         self.log.append(f"create {body['metadata']['name']}")
         return self.creates[body["metadata"]["name"]]

@@ -48,6 +48,7 @@ def indexes() -> dict[str, dict[AppKey, list[Any]]]:
         "pods_index": {("shop", "web"): [obj("pod-1"), obj("pod-2")]},
         "services_index": {("shop", "web"): [obj("svc-web")]},
         "slices_index": {("shop", "web"): [obj("slice-web")]},
+        "revisions_index": {("shop", "web"): [obj("rev-web")]},
     }
     return held
 
@@ -66,6 +67,7 @@ EVERYTHING_LISTED: dict[tuple[str, str], set[str] | None] = {
     ("pods", "shop"): {"pod-1", "pod-2"},
     ("services", "shop"): {"svc-web"},
     ("endpointslices", "shop"): {"slice-web"},
+    ("controllerrevisions", "shop"): {"rev-web"},
 }
 
 

@@ -61,6 +61,9 @@ class Recording:
         self.writes: list[tuple[str, str]] = []
         self.patches: list[Mapping[str, Any]] = []
 
+    def create_revision(self, body: Mapping[str, Any]) -> Answer:
+        return Answer(201, "", "", dict(body))
+
     def get(self, kind: str, namespace: str, name: str) -> Answer:
         return Answer(404, "NotFound", "", {})
 

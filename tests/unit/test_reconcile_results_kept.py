@@ -21,6 +21,9 @@ class FlakyPods(ScriptedClient):
         super().__init__()
         self.failing = False
 
+    def create_revision(self, body: Mapping[str, Any]) -> Answer:
+        return Answer(201, "", "", dict(body))
+
     def create_pod(self, body: Mapping[str, Any]) -> Answer:
         if self.failing:
             return Answer(500, "InternalError", "etcd is away", {})

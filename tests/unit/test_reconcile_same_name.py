@@ -33,6 +33,9 @@ class Recording:
     def get(self, kind: str, namespace: str, name: str) -> Answer:
         return Answer(404, "NotFound", "", {})
 
+    def create_revision(self, body: Mapping[str, Any]) -> Answer:
+        return Answer(201, "", "", dict(body))
+
     def create_pod(self, body: Mapping[str, Any]) -> Answer:
         self.created.append(body["metadata"]["ownerReferences"][0]["uid"])
         return Answer(201, "", "", body)

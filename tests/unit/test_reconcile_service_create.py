@@ -41,6 +41,9 @@ class ScriptedClient:
         self.reads.append(f"get {kind} {name}")
         return Answer(404, "NotFound", "not found", {})
 
+    def create_revision(self, body: Mapping[str, Any]) -> Answer:
+        return Answer(201, "", "", dict(body))
+
     def create_pod(self, body: Mapping[str, Any]) -> Answer:
         self.writes.append(f"create pod {body['metadata']['name']}")
         self.pods.append(body)

@@ -26,6 +26,9 @@ class RefusingStatusClient:
     def get(self, kind: str, namespace: str, name: str) -> Answer:
         return Answer(404, "NotFound", "not found", {})
 
+    def create_revision(self, body: Mapping[str, Any]) -> Answer:
+        return Answer(201, "", "", dict(body))
+
     def create_pod(self, body: Mapping[str, Any]) -> Answer:
         return Answer(201, "Created", "", body)
 

@@ -1946,6 +1946,14 @@ SPEC_SCHEMA: Schema = _obj(
             "all Pods through updateStrategy, as `kubectl rollout restart` does for a "
             "Deployment (`kubectl xapp rollout restart` sets it to now).",
         ),
+        "revisionHistoryLimit": _int(
+            0,
+            100,
+            default=10,
+            description="How many revisions of templates no Pod runs any more are kept "
+            "(ControllerRevisions, for `kubectl xapp rollout history` and undo), 0 to 100; "
+            "default 10, as for Deployments.",
+        ),
         "paused": _bool(
             default=False,
             description="true: start no new rollout step. A paused app still replaces lost "

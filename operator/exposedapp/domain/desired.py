@@ -71,6 +71,7 @@ class DesiredState:
     drain: DrainPolicy = field(default_factory=DrainPolicy)
     paused: bool = False  # no new rollout step (spec.paused)
     progress_deadline_seconds: int = 600
+    revision_history_limit: int = 10
 
     def pod(self, name: str) -> dict[str, Any]:
         """A whole Pod body with its name; a fresh copy each call."""
@@ -155,6 +156,7 @@ def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
         drain=spec.drain,
         paused=spec.paused,
         progress_deadline_seconds=spec.progress_deadline_seconds,
+        revision_history_limit=spec.revision_history_limit,
     )
 
 

@@ -240,6 +240,7 @@ class ExposedAppSpec:
     restarted_at: str | None = None  # a new value restarts every Pod (a template change)
     paused: bool = False
     progress_deadline_seconds: int = 600
+    revision_history_limit: int = 10
 
     @property
     def serving_containers(self) -> tuple[Container, ...]:
@@ -330,6 +331,7 @@ INTERPRETED_SPEC_FIELDS = frozenset(
         "restartedAt",
         "paused",
         "progressDeadlineSeconds",
+        "revisionHistoryLimit",
     }
 )
 INTERPRETED_CONTAINER_FIELDS = frozenset(
@@ -377,6 +379,7 @@ def _build(spec: Mapping[str, Any]) -> ExposedAppSpec:
         restarted_at=spec.get("restartedAt"),
         paused=spec["paused"],
         progress_deadline_seconds=spec["progressDeadlineSeconds"],
+        revision_history_limit=spec["revisionHistoryLimit"],
     )
 
 

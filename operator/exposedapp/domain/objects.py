@@ -86,6 +86,8 @@ _PAST = {
     "deleting": "Deleted",
     "updating": "Updated",
     "recreating": "Recreated",
+    "recording": "Recorded",
+    "renumbering": "Renumbered",
     "repairing": "Repaired",
 }
 
@@ -110,6 +112,9 @@ def summarise_done(done: Sequence[Action]) -> list[tuple[str, str]]:
         "apply_service": "AppliedService",
         "replace_service": "RepairedService",
         "recreate_service": "RecreatedService",
+        "create_revision": "RecordedRevision",
+        "renumber_revision": "RecordedRevision",
+        "delete_revision": "PrunedRevisions",
     }
     groups: dict[str, list[Action]] = {}
     for action in done:

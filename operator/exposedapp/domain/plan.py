@@ -53,6 +53,9 @@ ActionKind = Literal[
     "apply_service",
     "replace_service",
     "recreate_service",
+    "create_revision",
+    "renumber_revision",
+    "delete_revision",
 ]
 # How much of a drain's reason its annotation keeps: the annotation is bounded by design.
 DRAIN_REASON_LIMIT = 256

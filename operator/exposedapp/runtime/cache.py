@@ -1,7 +1,7 @@
 """What the operator knows of the cluster: kopf's in-memory indexes, minus tombstones.
 
-kopf fills one index per kind (apps, Pods, Services, EndpointSlices), each a mapping from
-an app's key to the trimmed copies of its objects; the wiring (handlers.py) hands them
+kopf fills one index per kind (apps, Pods, Services, EndpointSlices, ControllerRevisions),
+each a mapping from an app's key to the trimmed copies of its objects; the wiring (handlers.py) hands them
 over at start-up. kopf re-lists after a watch expires (410 Gone) but never drops what was
 deleted while the watch was down: its indexes keep those objects for ever. A sweep
 compares the indexes with an authoritative metadata-only LIST and records what the LIST
@@ -32,6 +32,7 @@ LISTS = {
     "pods_index": ("v1", "pods", APP_LABEL),
     "services_index": ("v1", "services", APP_LABEL),
     "slices_index": ("discovery.k8s.io/v1", "endpointslices", APP_LABEL),
+    "revisions_index": ("apps/v1", "controllerrevisions", APP_LABEL),
 }
 
 
@@ -50,6 +51,7 @@ class Observed:
     pods: tuple[Mapping[str, Any], ...] = ()
     services: tuple[Mapping[str, Any], ...] = ()
     slices: tuple[Mapping[str, Any], ...] = ()
+    revisions: tuple[Mapping[str, Any], ...] = ()
 
 
 def _uid(value: Mapping[str, Any]) -> str | None:
@@ -80,6 +82,7 @@ class Cache:
             pods=values("pods_index"),
             services=values("services_index"),
             slices=values("slices_index"),
+            revisions=values("revisions_index"),
         )
 
     async def sweep(self, client: Lister, enqueue: Callable[[AppKey], None]) -> int:

@@ -109,6 +109,9 @@ class KubeApi(Protocol):
     def get(self, kind: str, namespace: str, name: str) -> Answer: ...
     def create_pod(self, body: Mapping[str, Any]) -> Answer: ...
     def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Answer: ...
+    def create_revision(self, body: Mapping[str, Any]) -> Answer: ...
+    def patch_revision(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Answer: ...
+    def delete_revision(self, namespace: str, name: str, uid: str | None) -> Answer: ...
     def delete(self, kind: str, namespace: str, name: str, uid: str | None) -> Answer: ...
     def apply_service(self, body: Mapping[str, Any]) -> Answer: ...
     def replace_service(self, body: Mapping[str, Any]) -> Answer: ...
@@ -251,6 +254,40 @@ class ApiClient:
             body=patch,
             content_type="application/merge-patch+json",
             params={"fieldManager": FIELD_MANAGER},
+        )
+
+    def create_revision(self, body: Mapping[str, Any]) -> Answer:
+        return self.call(
+            "POST",
+            "controllerrevisions",
+            version="apps/v1",
+            namespace=body["metadata"]["namespace"],
+            body=body,
+            params={"fieldManager": FIELD_MANAGER},
+        )
+
+    def patch_revision(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Answer:
+        """A JSON merge patch of a ControllerRevision (its revision number)."""
+        return self.call(
+            "PATCH",
+            f"controllerrevisions/{name}",
+            version="apps/v1",
+            namespace=namespace,
+            body=patch,
+            content_type="application/merge-patch+json",
+            params={"fieldManager": FIELD_MANAGER},
+        )
+
+    def delete_revision(self, namespace: str, name: str, uid: str | None) -> Answer:
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        return self.call(
+            "DELETE",
+            f"controllerrevisions/{name}",
+            version="apps/v1",
+            namespace=namespace,
+            body=options,
         )
 
     def apply_service(self, body: Mapping[str, Any]) -> Answer:

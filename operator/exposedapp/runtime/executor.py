@@ -57,6 +57,7 @@ class ApplyResult:
     created_pods: list[str] = field(default_factory=list)
     deleted_pods: list[str] = field(default_factory=list)
     drained_pods: list[str] = field(default_factory=list)  # taken out of the Service
+    revisions: list[Action] = field(default_factory=list)  # history writes that landed
     foreign_names: list[str] = field(default_factory=list)  # our Pod names taken by others
     # Our own Pods that lost our labels (edited by hand): invisible to our label-selected
     # watch, so never counted again, but they still hold their names.
@@ -160,6 +161,28 @@ async def _write_service(client: KubeApi, action: Action, app: AppRef, result: A
     return True
 
 
+async def _write_revision(
+    client: KubeApi, action: Action, app: AppRef, result: ApplyResult
+) -> bool:
+    if action.kind == "create_revision":
+        assert action.body is not None
+        answer = await _call(client.create_revision, action.body)
+        what = f"recording revision {action.name}"
+    elif action.kind == "renumber_revision":
+        assert action.body is not None
+        answer = await _call(client.patch_revision, app.namespace, action.name, action.body)
+        what = f"renumbering revision {action.name}"
+    else:
+        answer = await _call(client.delete_revision, app.namespace, action.name, action.uid)
+        what = f"deleting revision {action.name}"
+    if answer.code in (404, 409):  # gone, already there, or another object of that name
+        return False
+    if not _landed(answer, result, what):
+        return False
+    result.revisions.append(action)
+    return True
+
+
 _WRITERS = {
     "create_pod": _create_pod,
     "drain_pod": _drain_pod,
@@ -167,6 +190,9 @@ _WRITERS = {
     "apply_service": _write_service,
     "replace_service": _write_service,
     "recreate_service": _write_service,
+    "create_revision": _write_revision,
+    "renumber_revision": _write_revision,
+    "delete_revision": _write_revision,
 }
 
 

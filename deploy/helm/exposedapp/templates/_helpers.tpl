@@ -126,6 +126,11 @@ pods/exec, no update of Pods or Services, no delete of ExposedApps.
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["list", "watch"]
+# The rollout history: one ControllerRevision per template (watched, created, its revision
+# renumbered on a rollback with a merge patch, pruned past revisionHistoryLimit).
+- apiGroups: ["apps"]
+  resources: ["controllerrevisions"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # The operator's own events (events.k8s.io/v1); kopf's event posting is off.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
