@@ -210,8 +210,8 @@ def test_a_drain_under_way_is_finished_by_the_next_operator_after_a_kill(
     apps.create(local_app("resumed", 2, drain={"delaySeconds": 20}))
     apps.wait_ready("resumed")
     ip = apps.get("resumed")["status"]["service"]["clusterIP"]
-    wait_for(lambda: http_get(ip, 8080), what="kube-proxy serving the ClusterIP")
-    with LoadGenerator(ip, 8080, workers=2, rate=40, max_seconds=150) as load:
+    wait_for(lambda: http_get(ip, 80), what="kube-proxy serving the ClusterIP")
+    with LoadGenerator(ip, 80, workers=2, rate=40, max_seconds=150) as load:
         _drain_kill_and_finish(apps, operator, kubectl, history)
     assert load.report.requests > 100, load.report
     assert load.report.failed == 0, load.report
@@ -296,7 +296,7 @@ def test_a_drain_the_slices_never_confirm_ends_at_its_timeout(
                     },
                 }
             ],
-            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],  # the targetPort
         },
     )
     (other,) = [p for p in apps.live_pods("stuck") if p.metadata.uid != victim.metadata.uid]
