@@ -1000,4 +1000,27 @@ INVALID: tuple[Invalid, ...] = (
         "spec.drain.graceSeconds: unknown field: not part of the ExposedApp API",
         ('unknown field "spec.drain.graceSeconds"',),
     ),
+    Invalid(
+        "disruption-budget-both",
+        "disruption-budget-one-of",
+        app(disruptionBudget={"minAvailable": 1, "maxUnavailable": 1}),
+        "spec.disruptionBudget: disruptionBudget must set exactly one of minAvailable, "
+        "maxUnavailable",
+        ("spec.disruptionBudget", "set exactly one of minAvailable and maxUnavailable"),
+    ),
+    Invalid(
+        "disruption-budget-empty",
+        "disruption-budget-one-of",
+        app(disruptionBudget={}),
+        "spec.disruptionBudget: disruptionBudget must set exactly one of minAvailable, "
+        "maxUnavailable",
+        ("spec.disruptionBudget", "set exactly one of minAvailable and maxUnavailable"),
+    ),
+    Invalid(
+        "disruption-budget-percent-over-100",
+        "pattern",
+        app(disruptionBudget={"maxUnavailable": "150%"}),
+        'spec.disruptionBudget.maxUnavailable: must be a percentage from 0% to 100%, got "150%"',
+        ("spec.disruptionBudget.maxUnavailable", "should match"),
+    ),
 )

@@ -238,6 +238,15 @@ async def revisions_index(
     return _index_entry(_app_of(namespace, labels, body), value, body)
 
 
+@kopf.index("policy", "v1", "poddisruptionbudgets", labels=CHILD_SELECTOR)
+async def budgets_index(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[AppKey, Any]:
+    metadata = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    value = {"metadata": metadata, "spec": dict(body.get("spec") or {})}  # no status
+    return _index_entry(_app_of(namespace, labels, body), value, body)
+
+
 def _paused() -> None:
     # kopf pauses its watches when a peer of higher priority is alive, but not our queue
     # and resync: no reconcile runs while paused.
@@ -303,6 +312,13 @@ async def slice_changed(
 
 @kopf.on.event("apps", "v1", "controllerrevisions", labels=CHILD_SELECTOR)
 async def revision_changed(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, type: str | None, **_: Any
+) -> None:
+    _enqueue(_app_of(namespace, labels, body), type)
+
+
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=CHILD_SELECTOR)
+async def budget_changed(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, type: str | None, **_: Any
 ) -> None:
     _enqueue(_app_of(namespace, labels, body), type)

@@ -225,12 +225,40 @@ def render_ports(
         lines.append(paint(f"  Service {name}: missing (no client can reach the Pods)", _RED))
     else:
         lines.append(f"  Service {name}: {service_type} {cluster_ip}")
+    rows, marks = _port_rows(status, service, _ready_endpoints(slices), replicas)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        text = "  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+        if index == 0:
+            lines.append(paint(text, _DIM))
+            continue
+        problem = marks[index - 1]
+        lines.append(paint(f"{text}  ✗ {problem}", _RED) if problem else paint(text, _GREEN))
+    pod_only = [
+        f"{c.get('name')}:{p.get('containerPort')} ({p.get('name')})"
+        for c in [*spec.get("containers", []), *spec.get("initContainers", [])]
+        for p in c.get("ports") or []
+        if p.get("expose") is False
+    ]
+    if pod_only:
+        lines.append(f"  Pod-only ports (not on the Service): {', '.join(pod_only)}")
+    return "\n".join(lines) + "\n"
+
+
+def _port_rows(
+    status: Mapping[str, Any],
+    service: Mapping[str, Any] | None,
+    ready: Mapping[str, int],
+    replicas: int,
+) -> tuple[list[tuple[str, ...]], list[str]]:
+    """The map's table, a header then one row per exposed port, and what each row lacks."""
     live_ports = {
         (p.get("port"), p.get("protocol", "TCP")): p
         for p in ((service or {}).get("spec") or {}).get("ports") or []
     }
-    ready = _ready_endpoints(slices)
-    rows = [("CLIENTS", "SERVICE PORT", "NODEPORT", "TARGETPORT", "CONTAINER", "PORT", "READY")]
+    rows: list[tuple[str, ...]] = [
+        ("CLIENTS", "SERVICE PORT", "NODEPORT", "TARGETPORT", "CONTAINER", "PORT", "READY")
+    ]
     marks: list[str] = []
     for mapping in (status.get("service") or {}).get("ports") or []:
         live = live_ports.get((mapping.get("port"), mapping.get("protocol", "TCP")))
@@ -254,23 +282,7 @@ def render_ports(
                 f"{count}/{replicas}",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        text = "  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
-        if index == 0:
-            lines.append(paint(text, _DIM))
-            continue
-        problem = marks[index - 1]
-        lines.append(paint(f"{text}  ✗ {problem}", _RED) if problem else paint(text, _GREEN))
-    pod_only = [
-        f"{c.get('name')}:{p.get('containerPort')} ({p.get('name')})"
-        for c in [*spec.get("containers", []), *spec.get("initContainers", [])]
-        for p in c.get("ports") or []
-        if p.get("expose") is False
-    ]
-    if pod_only:
-        lines.append(f"  Pod-only ports (not on the Service): {', '.join(pod_only)}")
-    return "\n".join(lines) + "\n"
+    return rows, marks
 
 
 # --- I/O: the cluster -----------------------------------------------------------------

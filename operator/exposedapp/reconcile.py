@@ -103,6 +103,7 @@ class _Snapshot:
     service: Mapping[str, Any] | None
     slices: tuple[Mapping[str, Any], ...]
     revisions: tuple[Revision, ...]
+    budget: Mapping[str, Any] | None  # our PodDisruptionBudget, as freshly as we know it
     memory: _Memory
 
     @property
@@ -162,6 +163,9 @@ class _Memory:
     done_meanwhile: list[Action] = field(default_factory=list)
     collected: ApplyResult | None = None  # a finished create's result, not yet told
     service_refused: bool = False  # the last create was refused: retry in line, with backoff
+    # Our last PodDisruptionBudget write ({} for a delete) and the resourceVersion it was
+    # based on: while the index shows that version, the write has not come back yet.
+    budget_written: tuple[str | None, Mapping[str, Any]] | None = None
     # Revisions written and not yet seen through the watch (None: deleted), by name.
     revisions_written: dict[str, Revision | None] = field(default_factory=dict)
     # Draining Pods (by UID) the EndpointSlices no longer list, and since when (plan.Listing).
@@ -192,6 +196,17 @@ class _Memory:
             else:
                 found[name] = written
         return tuple(found.values())
+
+    def fresher_budget(self, observed: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """The observed PodDisruptionBudget, or the one we wrote while the watch lags."""
+        if self.budget_written is None:
+            return observed
+        before, written = self.budget_written
+        version = ((observed or {}).get("metadata") or {}).get("resourceVersion")
+        if version == before:
+            return written or None  # {}: our delete, not delivered yet
+        self.budget_written = None
+        return observed
 
     def fresher_service(self, observed: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         if self.service_written is None:
@@ -320,7 +335,7 @@ class Reconciler:
         except TransientError as error:
             if error.partial is None:
                 raise
-            self._remember(snap.memory, error.partial)  # what landed must not be made twice
+            self._remember(snap, error.partial)  # what landed must not be made twice
             snap.memory.done_meanwhile += error.partial.done  # told by the next reconcile
             if not error.partial.done:
                 raise
@@ -367,6 +382,16 @@ class Reconciler:
             slices=observed.slices,
             revisions=memory.fresher_revisions(
                 observe_revision(r) for r in observed.revisions if controlled_by(r, ref.uid)
+            ),
+            budget=memory.fresher_budget(
+                next(
+                    (
+                        b
+                        for b in observed.budgets
+                        if controlled_by(b, ref.uid) and b["metadata"]["name"] == ref.name
+                    ),
+                    None,
+                )
             ),
             memory=memory,
         )
@@ -433,6 +458,7 @@ class Reconciler:
             taken_names=frozenset(snap.memory.foreign_names),
             now=now,
             listing=self._listing(snap, now),
+            budget=snap.budget,
         )
         history = History(
             app=snap.ref,
@@ -488,7 +514,7 @@ class Reconciler:
                 "resourceVersion"
             )
             memory.service_written = result.service
-        self._remember(memory, result)
+        self._remember(snap, result)
         if memory.service_creating:
             # One event per change, not per reconcile: this one's actions are told with the
             # Service's creation, when it ends.
@@ -590,13 +616,17 @@ class Reconciler:
             self.wake(key)
         return Outcome()
 
-    def _remember(self, memory: _Memory, result: ApplyResult) -> None:
+    def _remember(self, snap: _Snapshot, result: ApplyResult) -> None:
+        memory = snap.memory
         if result.created_pods or result.deleted_pods or result.drained_pods:
             memory.expectations.creates |= set(result.created_pods)
             memory.expectations.deletes |= set(result.deleted_pods)
             memory.expectations.drains |= set(result.drained_pods)
             memory.expectations.deadline = self.monotonic() + EXPECTATION_TIMEOUT
         memory.foreign_names |= set(result.foreign_names) | set(result.hidden_names)
+        if result.budget is not None:
+            before = ((snap.budget or {}).get("metadata") or {}).get("resourceVersion")
+            memory.budget_written = (before, result.budget)
         for action in result.revisions:
             if action.kind == "delete_revision":
                 memory.revisions_written[action.name] = None

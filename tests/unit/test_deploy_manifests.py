@@ -76,6 +76,7 @@ def test_exact_application_verbs() -> None:
         ("", "services"): ["get", "list", "watch", "create", "patch", "delete"],
         ("discovery.k8s.io", "endpointslices"): ["list", "watch"],
         ("apps", "controllerrevisions"): ["list", "watch", "create", "patch", "delete"],
+        ("policy", "poddisruptionbudgets"): ["list", "watch", "create", "patch", "delete"],
         ("events.k8s.io", "events"): ["create"],
     }
 

@@ -49,6 +49,7 @@ def indexes() -> dict[str, dict[AppKey, list[Any]]]:
         "services_index": {("shop", "web"): [obj("svc-web")]},
         "slices_index": {("shop", "web"): [obj("slice-web")]},
         "revisions_index": {("shop", "web"): [obj("rev-web")]},
+        "budgets_index": {("shop", "web"): [obj("pdb-web")]},
     }
     return held
 
@@ -68,6 +69,7 @@ EVERYTHING_LISTED: dict[tuple[str, str], set[str] | None] = {
     ("services", "shop"): {"svc-web"},
     ("endpointslices", "shop"): {"slice-web"},
     ("controllerrevisions", "shop"): {"rev-web"},
+    ("poddisruptionbudgets", "shop"): {"pdb-web"},
 }
 
 

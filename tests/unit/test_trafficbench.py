@@ -184,6 +184,6 @@ def test_kube_proxys_lag_is_read_from_its_histograms() -> None:
         "kubeproxy_network_programming_duration_seconds_count 100\n"
     )
     assert kube_proxy_lag(metrics) == (
-        "endpoint change to rules programmed: mean 0.300s over 100, 99% within 0.5s"
+        "endpoint change to rules programmed: mean 0.300s over 100 (<=0.5s 99%, <=1s 100%)"
     )
     assert kube_proxy_lag("") == "kube-proxy reported no timings"

@@ -1188,6 +1188,36 @@ _SERVICE = _obj(
 )
 
 _PERCENT_OR_COUNT = _int_or_str(0, 100, 4, PERCENT, default="25%")
+_DISRUPTION_BUDGET = _obj(
+    {
+        "minAvailable": _int_or_str(
+            0,
+            100,
+            4,
+            PERCENT,
+            description="Pods that must stay available during voluntary disruptions "
+            "(evictions, `kubectl drain`): a count or a percentage of replicas.",
+        ),
+        "maxUnavailable": _int_or_str(
+            0,
+            100,
+            4,
+            PERCENT,
+            description="Pods that may be unavailable during voluntary disruptions: a count "
+            "or a percentage of replicas.",
+        ),
+    },
+    rules=[
+        _rule(
+            "disruption-budget-one-of",
+            "has(self.minAvailable) != has(self.maxUnavailable)",
+            "set exactly one of minAvailable and maxUnavailable",
+        )
+    ],
+    description="A PodDisruptionBudget (policy/v1) the operator creates and keeps for the "
+    "app's Pods, so that evictions and `kubectl drain` leave enough of them serving. "
+    "Absent: none (an existing one of ours is deleted).",
+)
 _DRAIN = _obj(
     {
         "enabled": _bool(
@@ -1939,6 +1969,7 @@ SPEC_SCHEMA: Schema = _obj(
         "service": _SERVICE,
         "updateStrategy": _UPDATE_STRATEGY,
         "drain": _DRAIN,
+        "disruptionBudget": _DISRUPTION_BUDGET,
         "restartedAt": _str(
             64,
             pattern=RFC3339,

@@ -72,6 +72,7 @@ class DesiredState:
     paused: bool = False  # no new rollout step (spec.paused)
     progress_deadline_seconds: int = 600
     revision_history_limit: int = 10
+    disruption_budget: Mapping[str, Any] | None = None  # a PodDisruptionBudget to apply
 
     def pod(self, name: str) -> dict[str, Any]:
         """A whole Pod body with its name; a fresh copy each call."""
@@ -157,6 +158,7 @@ def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
         paused=spec.paused,
         progress_deadline_seconds=spec.progress_deadline_seconds,
         revision_history_limit=spec.revision_history_limit,
+        disruption_budget=_disruption_budget(app, spec, identity),
     )
 
 
@@ -214,6 +216,26 @@ def _pod_template(app: AppRef, spec: ExposedAppSpec) -> tuple[str, dict[str, Any
         "spec": pod_spec,
     }
     return template_hash, summary, pod_template
+
+
+def _disruption_budget(
+    app: AppRef, spec: ExposedAppSpec, selector: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The PodDisruptionBudget the spec asks for: it selects what the Service selects, so a
+    draining Pod (out of the Service) is out of the budget's count too."""
+    if spec.disruption_budget is None:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {
+            "name": app.name,
+            "namespace": app.namespace,
+            "labels": {**recommended_labels(app.name), APP_LABEL: app.name},
+            "ownerReferences": [owner_reference(app)],
+        },
+        "spec": {**to_plain(spec.disruption_budget), "selector": {"matchLabels": dict(selector)}},
+    }
 
 
 def _service(

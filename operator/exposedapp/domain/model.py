@@ -241,6 +241,8 @@ class ExposedAppSpec:
     paused: bool = False
     progress_deadline_seconds: int = 600
     revision_history_limit: int = 10
+    # {"minAvailable": n} or {"maxUnavailable": n} (a count or "N%"); None: no budget.
+    disruption_budget: FrozenMap[Frozen] | None = None
 
     @property
     def serving_containers(self) -> tuple[Container, ...]:
@@ -332,6 +334,7 @@ INTERPRETED_SPEC_FIELDS = frozenset(
         "paused",
         "progressDeadlineSeconds",
         "revisionHistoryLimit",
+        "disruptionBudget",
     }
 )
 INTERPRETED_CONTAINER_FIELDS = frozenset(
@@ -380,6 +383,7 @@ def _build(spec: Mapping[str, Any]) -> ExposedAppSpec:
         paused=spec["paused"],
         progress_deadline_seconds=spec["progressDeadlineSeconds"],
         revision_history_limit=spec["revisionHistoryLimit"],
+        disruption_budget=_frozen(spec["disruptionBudget"]) if "disruptionBudget" in spec else None,
     )
 
 
@@ -1040,6 +1044,7 @@ _TWINS: dict[str, Twin] = {
     "exposed-port-required": _exposed_port_required,
     "external-traffic-policy-needs-type": _external_traffic_policy,
     "progress-deadline-above-min-ready": _progress_deadline,
+    "disruption-budget-one-of": _one_of(("minAvailable", "maxUnavailable"), "disruptionBudget"),
     "rolling-update-not-both-zero": _rolling_update_zero,
     "rolling-update-needs-type": _rolling_update_type,
     "volume-names-unique": _volume_names,

@@ -115,6 +115,8 @@ def summarise_done(done: Sequence[Action]) -> list[tuple[str, str]]:
         "create_revision": "RecordedRevision",
         "renumber_revision": "RecordedRevision",
         "delete_revision": "PrunedRevisions",
+        "apply_budget": "AppliedDisruptionBudget",
+        "delete_budget": "DeletedDisruptionBudget",
     }
     groups: dict[str, list[Action]] = {}
     for action in done:

@@ -56,6 +56,8 @@ ActionKind = Literal[
     "create_revision",
     "renumber_revision",
     "delete_revision",
+    "apply_budget",
+    "delete_budget",
 ]
 # How much of a drain's reason its annotation keeps: the annotation is bounded by design.
 DRAIN_REASON_LIMIT = 256
@@ -522,8 +524,11 @@ def plan(
     taken_names: frozenset[str] = frozenset(),
     now: datetime.datetime,
     listing: Listing = Listing(),
+    budget: Mapping[str, Any] | None = None,
 ) -> Plan:
+    """``budget``: the app's PodDisruptionBudget as observed (ours), or None."""
     actions, requeue = _pod_actions(desired, pods, taken_names, now, listing)
+    actions += _budget_actions(desired.disruption_budget, budget)
     blocked: list[str] = []
     want = desired.service
     if want is not None:
@@ -554,6 +559,41 @@ def plan(
             else:
                 actions += _service_update(want, service, service_owned_keys)
     return Plan(tuple(actions), requeue, tuple(blocked))
+
+
+def _budget_actions(want: Mapping[str, Any] | None, have: Mapping[str, Any] | None) -> list[Action]:
+    """Apply the PodDisruptionBudget the spec asks for; delete ours when it asks for none."""
+    if want is None:
+        if have is None:
+            return []
+        name = have["metadata"]["name"]
+        return [
+            Action(
+                "delete_budget",
+                name,
+                f"deleting PodDisruptionBudget {name}: spec.disruptionBudget was removed",
+                uid=have["metadata"].get("uid"),
+            )
+        ]
+    name = want["metadata"]["name"]
+    if have is None:
+        return [Action("apply_budget", name, f"creating PodDisruptionBudget {name}", body=want)]
+    keys = ("minAvailable", "maxUnavailable", "selector")
+    differences = [
+        f"{key}: {have['spec'].get(key)!r} -> {want['spec'].get(key)!r}"
+        for key in keys
+        if (have.get("spec") or {}).get(key) != want["spec"].get(key)
+    ]
+    if not differences:
+        return []
+    return [
+        Action(
+            "apply_budget",
+            name,
+            f"updating PodDisruptionBudget {name}: {'; '.join(differences)}",
+            body=want,
+        )
+    ]
 
 
 def _service_update(

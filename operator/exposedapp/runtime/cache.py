@@ -1,11 +1,12 @@
 """What the operator knows of the cluster: kopf's in-memory indexes, minus tombstones.
 
-kopf fills one index per kind (apps, Pods, Services, EndpointSlices, ControllerRevisions),
-each a mapping from an app's key to the trimmed copies of its objects; the wiring (handlers.py) hands them
-over at start-up. kopf re-lists after a watch expires (410 Gone) but never drops what was
-deleted while the watch was down: its indexes keep those objects for ever. A sweep
-compares the indexes with an authoritative metadata-only LIST and records what the LIST
-lacks as a tombstone (by UID), hidden from every snapshot until kopf lets go of it too.
+kopf fills one index per kind (apps, Pods, Services, EndpointSlices, ControllerRevisions,
+PodDisruptionBudgets), each a mapping from an app's key to the trimmed copies of its
+objects; the wiring (handlers.py) hands them over at start-up. kopf re-lists after a watch
+expires (410 Gone) but never drops what was deleted while the watch was down: its indexes
+keep those objects for ever. A sweep compares the indexes with an authoritative
+metadata-only LIST and records what the LIST lacks as a tombstone (by UID), hidden from
+every snapshot until kopf lets go of it too.
 
 The cache owns the tombstones; kopf owns the indexes.
 """
@@ -33,6 +34,7 @@ LISTS = {
     "services_index": ("v1", "services", APP_LABEL),
     "slices_index": ("discovery.k8s.io/v1", "endpointslices", APP_LABEL),
     "revisions_index": ("apps/v1", "controllerrevisions", APP_LABEL),
+    "budgets_index": ("policy/v1", "poddisruptionbudgets", APP_LABEL),
 }
 
 
@@ -52,6 +54,7 @@ class Observed:
     services: tuple[Mapping[str, Any], ...] = ()
     slices: tuple[Mapping[str, Any], ...] = ()
     revisions: tuple[Mapping[str, Any], ...] = ()
+    budgets: tuple[Mapping[str, Any], ...] = ()
 
 
 def _uid(value: Mapping[str, Any]) -> str | None:
@@ -83,6 +86,7 @@ class Cache:
             services=values("services_index"),
             slices=values("slices_index"),
             revisions=values("revisions_index"),
+            budgets=values("budgets_index"),
         )
 
     async def sweep(self, client: Lister, enqueue: Callable[[AppKey], None]) -> int:

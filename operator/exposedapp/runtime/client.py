@@ -110,6 +110,8 @@ class KubeApi(Protocol):
     def create_pod(self, body: Mapping[str, Any]) -> Answer: ...
     def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Answer: ...
     def create_revision(self, body: Mapping[str, Any]) -> Answer: ...
+    def apply_budget(self, body: Mapping[str, Any]) -> Answer: ...
+    def delete_budget(self, namespace: str, name: str, uid: str | None) -> Answer: ...
     def patch_revision(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Answer: ...
     def delete_revision(self, namespace: str, name: str, uid: str | None) -> Answer: ...
     def delete(self, kind: str, namespace: str, name: str, uid: str | None) -> Answer: ...
@@ -254,6 +256,30 @@ class ApiClient:
             body=patch,
             content_type="application/merge-patch+json",
             params={"fieldManager": FIELD_MANAGER},
+        )
+
+    def apply_budget(self, body: Mapping[str, Any]) -> Answer:
+        """Server-side apply of the app's PodDisruptionBudget, as for its Service."""
+        return self.call(
+            "PATCH",
+            f"poddisruptionbudgets/{body['metadata']['name']}",
+            version="policy/v1",
+            namespace=body["metadata"]["namespace"],
+            body=body,
+            content_type="application/apply-patch+yaml",
+            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+        )
+
+    def delete_budget(self, namespace: str, name: str, uid: str | None) -> Answer:
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        return self.call(
+            "DELETE",
+            f"poddisruptionbudgets/{name}",
+            version="policy/v1",
+            namespace=namespace,
+            body=options,
         )
 
     def create_revision(self, body: Mapping[str, Any]) -> Answer:

@@ -58,6 +58,7 @@ class ApplyResult:
     deleted_pods: list[str] = field(default_factory=list)
     drained_pods: list[str] = field(default_factory=list)  # taken out of the Service
     revisions: list[Action] = field(default_factory=list)  # history writes that landed
+    budget: Mapping[str, Any] | None = None  # the PodDisruptionBudget written ({}: deleted)
     foreign_names: list[str] = field(default_factory=list)  # our Pod names taken by others
     # Our own Pods that lost our labels (edited by hand): invisible to our label-selected
     # watch, so never counted again, but they still hold their names.
@@ -183,6 +184,23 @@ async def _write_revision(
     return True
 
 
+async def _write_budget(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> bool:
+    if action.kind == "apply_budget":
+        assert action.body is not None
+        answer = await _call(client.apply_budget, action.body)
+        if not _landed(answer, result, f"applying PodDisruptionBudget {action.name}"):
+            return False
+        result.budget = answer.body
+        return True
+    answer = await _call(client.delete_budget, app.namespace, action.name, action.uid)
+    if answer.code in (404, 409):  # already gone, or another object of that name
+        return False
+    if not _landed(answer, result, f"deleting PodDisruptionBudget {action.name}"):
+        return False
+    result.budget = {}  # gone
+    return True
+
+
 _WRITERS = {
     "create_pod": _create_pod,
     "drain_pod": _drain_pod,
@@ -193,6 +211,8 @@ _WRITERS = {
     "create_revision": _write_revision,
     "renumber_revision": _write_revision,
     "delete_revision": _write_revision,
+    "apply_budget": _write_budget,
+    "delete_budget": _write_budget,
 }
 
 

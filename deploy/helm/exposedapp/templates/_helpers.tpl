@@ -131,6 +131,11 @@ pods/exec, no update of Pods or Services, no delete of ExposedApps.
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# spec.disruptionBudget: the app's PodDisruptionBudget, server-side applied (patch;
+# creating through apply needs create too), deleted when the spec drops it.
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # The operator's own events (events.k8s.io/v1); kopf's event posting is off.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
