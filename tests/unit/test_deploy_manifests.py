@@ -75,7 +75,7 @@ def test_exact_application_verbs() -> None:
         ("", "pods"): ["get", "list", "watch", "create", "patch", "delete"],
         ("", "services"): ["get", "list", "watch", "create", "patch", "delete"],
         ("discovery.k8s.io", "endpointslices"): ["list", "watch"],
-        ("apps", "controllerrevisions"): ["list", "watch", "create", "patch", "delete"],
+        ("apps", "controllerrevisions"): ["list", "watch", "create", "delete"],
         ("policy", "poddisruptionbudgets"): ["list", "watch", "create", "patch", "delete"],
         ("events.k8s.io", "events"): ["create"],
     }

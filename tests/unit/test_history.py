@@ -1,4 +1,4 @@
-"""The rollout history's plan: record, renumber on a rollback, prune. Exact actions."""
+"""The rollout history's plan: record each template once, prune the oldest. Exact actions."""
 
 from __future__ import annotations
 
@@ -65,20 +65,8 @@ def test_the_current_template_as_the_newest_revision_needs_nothing() -> None:
     assert history_actions(history("bbb", rev("aaa", 1), rev("bbb", 2))) == []
 
 
-def test_rolling_back_renumbers_the_old_revision_to_the_newest() -> None:
-    (action,) = history_actions(history("aaa", rev("aaa", 1), rev("bbb", 2)))
-    assert (action.kind, action.name, action.uid) == ("renumber_revision", "web-aaa", "uid-aaa")
-    assert action.reason == (
-        "renumbering revision 1 to 3: its template is the current one again (a rollback)"
-    )
-    assert action.body == {
-        "metadata": {
-            "name": "web-aaa",
-            "uid": "uid-aaa",
-            "labels": {"exposedapp.dev/template-hash": "aaa"},
-        },
-        "revision": 3,
-    }
+def test_rolling_back_keeps_the_old_revision_and_its_number() -> None:
+    assert history_actions(history("aaa", rev("aaa", 1), rev("bbb", 2))) == []
 
 
 def test_old_revisions_past_the_limit_go_oldest_first_but_never_one_in_use() -> None:

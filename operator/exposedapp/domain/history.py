@@ -4,10 +4,12 @@ As StatefulSets and DaemonSets keep theirs (apps/v1 ControllerRevision): one obj
 template, named ``<app>-<template hash>``, with a revision number that grows with each
 rollout and the spec that made the template (without replicas and paused, which are not
 part of a release), so that an undo can write that spec back to the ExposedApp: the
-ExposedApp stays the one source of truth, and a GitOps tool sees the change. Rolling back
-to a template already recorded renumbers its revision to the newest, as a Deployment's
-rollback does. At most ``spec.revisionHistoryLimit`` revisions of templates no Pod runs
-any more are kept; the oldest go first.
+ExposedApp stays the one source of truth, and a GitOps tool sees the change. A template
+rolled back to keeps its number (the order in which templates first ran): a
+ControllerRevision's data is immutable, and the API server compares it byte for byte, so a
+patch of the number alone is refused once the data's JSON is re-encoded. At most
+``spec.revisionHistoryLimit`` revisions of templates no Pod runs any more are kept; the
+oldest go first.
 """
 
 from __future__ import annotations
@@ -95,8 +97,8 @@ def _body(history: History, number: int) -> dict[str, Any]:
 
 
 def history_actions(history: History) -> list[Action]:
-    """(kind, name, reason, body, uid) of the revision writes that keep the history true:
-    record the current template, renumber it when rolled back to, prune the oldest."""
+    """The revision writes that keep the history true: record the current template the
+    first time it runs, prune the oldest past the limit."""
     revisions = sorted(history.revisions, key=lambda r: r.revision)
     newest = revisions[-1].revision if revisions else 0
     current = [r for r in revisions if r.template_hash == history.template_hash]
@@ -109,27 +111,6 @@ def history_actions(history: History) -> list[Action]:
                 name,
                 f"recording revision {newest + 1} (template hash {history.template_hash})",
                 body=_body(history, newest + 1),
-            )
-        )
-    elif current[-1].revision != newest:
-        revision = current[-1]
-        actions.append(
-            Action(
-                "renumber_revision",
-                revision.name,
-                f"renumbering revision {revision.revision} to {newest + 1}: its template is "
-                "the current one again (a rollback)",
-                # The UID is a precondition; the labels (unchanged) let the body be read
-                # as the revision it makes.
-                body={
-                    "metadata": {
-                        "name": revision.name,
-                        "uid": revision.uid,
-                        "labels": {TEMPLATE_HASH_LABEL: revision.template_hash},
-                    },
-                    "revision": newest + 1,
-                },
-                uid=revision.uid,
             )
         )
     retired = [

@@ -87,7 +87,6 @@ _PAST = {
     "updating": "Updated",
     "recreating": "Recreated",
     "recording": "Recorded",
-    "renumbering": "Renumbered",
     "repairing": "Repaired",
 }
 
@@ -113,7 +112,6 @@ def summarise_done(done: Sequence[Action]) -> list[tuple[str, str]]:
         "replace_service": "RepairedService",
         "recreate_service": "RecreatedService",
         "create_revision": "RecordedRevision",
-        "renumber_revision": "RecordedRevision",
         "delete_revision": "PrunedRevisions",
         "apply_budget": "AppliedDisruptionBudget",
         "delete_budget": "DeletedDisruptionBudget",

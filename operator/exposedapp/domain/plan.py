@@ -54,7 +54,6 @@ ActionKind = Literal[
     "replace_service",
     "recreate_service",
     "create_revision",
-    "renumber_revision",
     "delete_revision",
     "apply_budget",
     "delete_budget",

@@ -112,7 +112,6 @@ class KubeApi(Protocol):
     def create_revision(self, body: Mapping[str, Any]) -> Answer: ...
     def apply_budget(self, body: Mapping[str, Any]) -> Answer: ...
     def delete_budget(self, namespace: str, name: str, uid: str | None) -> Answer: ...
-    def patch_revision(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Answer: ...
     def delete_revision(self, namespace: str, name: str, uid: str | None) -> Answer: ...
     def delete(self, kind: str, namespace: str, name: str, uid: str | None) -> Answer: ...
     def apply_service(self, body: Mapping[str, Any]) -> Answer: ...
@@ -289,18 +288,6 @@ class ApiClient:
             version="apps/v1",
             namespace=body["metadata"]["namespace"],
             body=body,
-            params={"fieldManager": FIELD_MANAGER},
-        )
-
-    def patch_revision(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Answer:
-        """A JSON merge patch of a ControllerRevision (its revision number)."""
-        return self.call(
-            "PATCH",
-            f"controllerrevisions/{name}",
-            version="apps/v1",
-            namespace=namespace,
-            body=patch,
-            content_type="application/merge-patch+json",
             params={"fieldManager": FIELD_MANAGER},
         )
 

@@ -169,10 +169,6 @@ async def _write_revision(
         assert action.body is not None
         answer = await _call(client.create_revision, action.body)
         what = f"recording revision {action.name}"
-    elif action.kind == "renumber_revision":
-        assert action.body is not None
-        answer = await _call(client.patch_revision, app.namespace, action.name, action.body)
-        what = f"renumbering revision {action.name}"
     else:
         answer = await _call(client.delete_revision, app.namespace, action.name, action.uid)
         what = f"deleting revision {action.name}"
@@ -209,7 +205,6 @@ _WRITERS = {
     "replace_service": _write_service,
     "recreate_service": _write_service,
     "create_revision": _write_revision,
-    "renumber_revision": _write_revision,
     "delete_revision": _write_revision,
     "apply_budget": _write_budget,
     "delete_budget": _write_budget,

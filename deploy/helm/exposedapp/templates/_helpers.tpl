@@ -126,11 +126,11 @@ pods/exec, no update of Pods or Services, no delete of ExposedApps.
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["list", "watch"]
-# The rollout history: one ControllerRevision per template (watched, created, its revision
-# renumbered on a rollback with a merge patch, pruned past revisionHistoryLimit).
+# The rollout history: one ControllerRevision per template (watched, created, pruned past
+# revisionHistoryLimit; never updated: their data is immutable).
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "delete"]
 # spec.disruptionBudget: the app's PodDisruptionBudget, server-side applied (patch;
 # creating through apply needs create too), deleted when the spec drops it.
 - apiGroups: ["policy"]
