@@ -22,7 +22,7 @@ from typing import Any
 
 from .domain.desired import AppRef, DesiredState, build_desired
 from .domain.history import History, Revision, history_actions, observe_revision
-from .domain.labels import APP_LABEL, SERVICE_NAME_LABEL
+from .domain.labels import APP_LABEL, SERVICE_NAME_LABEL, identity_labels
 from .domain.model import SpecError, parse_spec, validate_name
 from .domain.objects import controlled_by, owned_keys, summarise_done
 from .domain.plan import (
@@ -686,6 +686,7 @@ class Reconciler:
             slices=list(slices),
             problems=problems,
             now=self.clock(),
+            selector=identity_labels(ref.name, ref.uid),
         )
         relaxed = wanted.get("relaxedDefaults")
         if relaxed and relaxed != current.get("relaxedDefaults"):

@@ -159,9 +159,18 @@ def test_problems_make_it_degraded_and_not_ready() -> None:
 def test_invalid_spec_reports_the_field() -> None:
     problem = Problem("InvalidSpec", "spec.replicas: must be at most 100")
     status = summarise(
-        generation=4, desired=None, pods=[], service=None, slices=[], problems=[problem], now=NOW
+        generation=4,
+        desired=None,
+        pods=[],
+        service=None,
+        slices=[],
+        problems=[problem],
+        now=NOW,
+        selector={"exposedapp.dev/app-uid": "u", "exposedapp.dev/app": "web"},
     )
     assert status["observedGeneration"] == 4
+    # The scale subresource's selector stays right: an HPA keeps reading the Pods.
+    assert status["selector"] == "exposedapp.dev/app=web,exposedapp.dev/app-uid=u"
     assert conditions(status)["Degraded"] == (
         "True",
         "InvalidSpec",

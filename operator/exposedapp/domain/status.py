@@ -162,12 +162,20 @@ def summarise(
     slices: Sequence[Mapping[str, Any]],
     problems: Sequence[Problem],
     now: datetime.datetime,
+    selector: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The status the app should have, without lastTransitionTime (see merge_conditions)."""
+    """The status the app should have, without lastTransitionTime (see merge_conditions).
+
+    ``selector``: the app's identity labels, which do not depend on its spec: status.selector
+    (the scale subresource's, which a HorizontalPodAutoscaler reads) stays right while the
+    spec is invalid."""
     problems = sorted(problems, key=lambda p: (p.reason, p.message))  # stable: see above
     live = [p for p in pods if p.live]
     if desired is None:  # the spec is invalid: report the problem, claim nothing else
-        return _invalid_status(generation, live, problems)
+        invalid = _invalid_status(generation, live, problems)
+        if selector:
+            invalid["selector"] = selector_string(dict(selector))
+        return invalid
     updated = [p for p in live if p.template_hash == desired.template_hash]
     ready = [p for p in live if p.ready]
     available = [p for p in live if p.available(now, desired.min_ready_seconds)]
