@@ -117,6 +117,9 @@ def test_defaults_are_stored(kubectl: Kubectl, crd: str, namespace: str) -> None
         },
         "updateStrategy": {"type": "RollingUpdate"},
         "drain": {"enabled": True, "delaySeconds": 2, "timeoutSeconds": 60},
+        "paused": False,
+        "progressDeadlineSeconds": 600,
+        "revisionHistoryLimit": 10,
     }
 
 

@@ -172,10 +172,7 @@ def summarise(
     problems = sorted(problems, key=lambda p: (p.reason, p.message))  # stable: see above
     live = [p for p in pods if p.live]
     if desired is None:  # the spec is invalid: report the problem, claim nothing else
-        invalid = _invalid_status(generation, live, problems)
-        if selector:
-            invalid["selector"] = selector_string(dict(selector))
-        return invalid
+        return _invalid_status(generation, live, problems, selector)
     updated = [p for p in live if p.template_hash == desired.template_hash]
     ready = [p for p in live if p.ready]
     available = [p for p in live if p.available(now, desired.min_ready_seconds)]
@@ -221,12 +218,16 @@ def summarise(
 
 
 def _invalid_status(
-    generation: int, live: Sequence[ObservedPod], problems: Sequence[Problem]
+    generation: int,
+    live: Sequence[ObservedPod],
+    problems: Sequence[Problem],
+    selector: Mapping[str, str] | None,
 ) -> dict[str, Any]:
     degraded = problems[0] if problems else Problem("InvalidSpec", "the spec is invalid")
     return {
         "observedGeneration": generation,
         "replicas": len(live),
+        **({"selector": selector_string(dict(selector))} if selector else {}),
         "conditions": [
             _condition("Ready", False, degraded.reason, degraded.message, generation),
             _condition(
