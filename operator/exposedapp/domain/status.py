@@ -192,13 +192,7 @@ def summarise(
         status["relaxedDefaults"] = ",".join(desired.relaxed_defaults)
     if desired.service is not None:
         status["service"] = _service_status(desired, service, slices)
-        status["portsText"] = bounded_list(
-            [
-                f"{m.port}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{m.protocol}"
-                for m, p in zip(desired.ports, status["service"]["ports"], strict=True)
-            ],
-            _TEXT_LIMITS["portsText"],
-        )
+        status["portsText"] = _ports_text(desired, status["service"])
     progressing = _progressing(desired, live, updated, now)
     ready_condition = _ready(
         desired, live, status.get("service"), service, progressing, problems, now
@@ -215,6 +209,16 @@ def summarise(
         _condition("Degraded", *degraded_condition, generation),
     ]
     return status
+
+
+def _ports_text(desired: DesiredState, service_status: Mapping[str, Any]) -> str:
+    return bounded_list(
+        [
+            f"{m.port}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{m.protocol}"
+            for m, p in zip(desired.ports, service_status["ports"], strict=True)
+        ],
+        _TEXT_LIMITS["portsText"],
+    )
 
 
 def _invalid_status(
