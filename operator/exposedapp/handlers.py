@@ -18,6 +18,8 @@ import ctypes
 import ctypes.util
 import dataclasses
 import gc
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -27,6 +29,7 @@ from typing import Any
 import kopf
 import pykube
 
+from .domain.desired import ConfigRef, config_references
 from .domain.labels import (
     APP_LABEL,
     FIELD_MANAGER,
@@ -63,6 +66,9 @@ TRIM_AFTER_RECONCILES = 200  # a burst worth giving memory back after
 # response is small, so a restart over many apps settles lower (docs/performance-notes.md).
 KOPF_LIST_PAGE_SIZE = 100
 INITIAL_STREAMING = os.environ.get("EXPOSEDAPP_INITIAL_STREAMING", "") == "1"
+# Secrets are watched (their data hashed, for rolloutOnConfigChange) only when the
+# installation grants it: the Helm value configRollout.secrets, the kustomize component.
+WATCH_SECRETS = os.environ.get("EXPOSEDAPP_WATCH_SECRETS", "") == "true"
 CHILD_SELECTOR = {APP_LABEL: kopf.PRESENT}
 
 
@@ -247,6 +253,53 @@ async def budgets_index(
     return _index_entry(_app_of(namespace, labels, body), value, body)
 
 
+def _data_hash(body: kopf.Body) -> str:
+    """A digest of an object's data (data and binaryData); the data itself is not kept."""
+    data = {"data": body.get("data") or {}, "binaryData": body.get("binaryData") or {}}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@kopf.index("configmaps")
+async def configmaps_index(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], str]:
+    value = _data_hash(body)
+    shed_after_indexing(body)
+    return {(namespace or "", name): value}
+
+
+@kopf.on.event("configmaps")
+async def configmap_changed(namespace: str | None, name: str, **_: Any) -> None:
+    _enqueue_referencing(namespace or "", ("ConfigMap", name))
+
+
+if WATCH_SECRETS:
+
+    @kopf.index("secrets")
+    async def secrets_index(
+        namespace: str | None, name: str, body: kopf.Body, **_: Any
+    ) -> dict[tuple[str, str], str]:
+        value = _data_hash(body)
+        shed_after_indexing(body)
+        return {(namespace or "", name): value}
+
+    @kopf.on.event("secrets")
+    async def secret_changed(namespace: str | None, name: str, **_: Any) -> None:
+        _enqueue_referencing(namespace or "", ("Secret", name))
+
+
+def _enqueue_referencing(namespace: str, ref: ConfigRef) -> None:
+    """Queue the apps of the namespace that roll on config changes and reference ``ref``."""
+    if runtime.cache is None or runtime.queue is None:
+        return
+    for key in runtime.cache.app_keys():
+        if key[0] != namespace:
+            continue
+        spec = (runtime.cache.observe(key).app or {}).get("spec") or {}
+        if spec.get("rolloutOnConfigChange") and ref in config_references(spec):
+            runtime.queue.enqueue(key)
+
+
 def _paused() -> None:
     # kopf pauses its watches when a peer of higher priority is alive, but not our queue
     # and resync: no reconcile runs while paused.
@@ -399,7 +452,10 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
     configure(settings)
-    runtime.cache = Cache({name: kwargs[name] for name in LISTS})
+    configs = {"ConfigMap": kwargs["configmaps_index"]}
+    if WATCH_SECRETS:
+        configs["Secret"] = kwargs["secrets_index"]
+    runtime.cache = Cache({name: kwargs[name] for name in LISTS}, configs)
     # The API calls run in threads (pykube-ng is synchronous): enough of them that the
     # workers' creates and deletes go out in parallel, as many as there are connections.
     asyncio.get_running_loop().set_default_executor(
@@ -420,6 +476,7 @@ async def start(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         service_create_threads=concurrent.futures.ThreadPoolExecutor(
             max_workers=SERVICE_CREATE_THREADS, thread_name_prefix="service-create"
         ),
+        config_hash=runtime.cache.config_hash,
     )
     runtime.queue.start()
     runtime.service_creates.start()

@@ -20,7 +20,14 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .domain.desired import AppRef, DesiredState, build_desired
+from .domain.desired import (
+    AppRef,
+    ConfigRef,
+    DesiredState,
+    build_desired,
+    config_digest,
+    config_references,
+)
 from .domain.history import History, Revision, history_actions, observe_revision
 from .domain.labels import APP_LABEL, SERVICE_NAME_LABEL, identity_labels
 from .domain.model import SpecError, parse_spec, validate_name
@@ -173,13 +180,23 @@ class _Memory:
     # The spec as parsed and the objects it implies, for the spec they were built from: an
     # app is reconciled many times while its Pods start or roll, with the same spec each
     # time. Kept while the app progresses, then dropped: a settled app needs none of it.
-    built: tuple[tuple[str, str], DesiredState] | None = None
+    built: tuple[tuple[str, str, str | None], DesiredState] | None = None
 
-    def desired_for(self, ref: AppRef, raw_spec: Mapping[str, Any]) -> DesiredState:
-        """build_desired(ref, parse_spec(raw_spec)), parsed and built once per spec."""
-        fingerprint = (ref.uid, json.dumps(raw_spec, sort_keys=True, separators=(",", ":")))
+    def desired_for(
+        self, ref: AppRef, raw_spec: Mapping[str, Any], data_hash: Callable[[ConfigRef], str | None]
+    ) -> DesiredState:
+        """build_desired(ref, parse_spec(raw_spec), ...), parsed and built once per spec and
+        per data of the ConfigMaps and Secrets it references (rolloutOnConfigChange)."""
+        digest = None
+        if raw_spec.get("rolloutOnConfigChange"):
+            digest = config_digest(config_references(raw_spec), data_hash)
+        fingerprint = (
+            ref.uid,
+            json.dumps(raw_spec, sort_keys=True, separators=(",", ":")),
+            digest,
+        )
         if self.built is None or self.built[0] != fingerprint:
-            self.built = (fingerprint, build_desired(ref, parse_spec(raw_spec)))
+            self.built = (fingerprint, build_desired(ref, parse_spec(raw_spec), digest))
         return self.built[1]
 
     def fresher_revisions(self, observed: Iterable[Revision]) -> tuple[Revision, ...]:
@@ -233,6 +250,7 @@ class Reconciler:
         wake: Callable[[AppKey], None] | None = None,
         queue_service_create: Callable[[AppKey], None] | None = None,
         service_create_threads: Executor | None = None,
+        config_hash: Callable[[str, str, str], str | None] = lambda namespace, kind, name: None,
     ) -> None:
         """Raises ValueError if ``queue_service_create`` is given without ``wake``: the app
         would never be reconciled again once its Service is created.
@@ -244,7 +262,8 @@ class Reconciler:
         own, whose API requests run in ``service_create_threads`` (so that they never wait
         behind the Pod creates of every app arriving at once: the Service is on the path to
         Ready, its cluster IP allocated one at a time). Without it a new Service is created
-        in line, by the app's reconcile."""
+        in line, by the app's reconcile. ``config_hash(namespace, kind, name)``: the hash of
+        a ConfigMap's or Secret's data, None if absent or not watched (Cache.config_hash)."""
         if queue_service_create is not None and wake is None:
             raise ValueError("queue_service_create needs wake")
         self.client = client
@@ -254,6 +273,7 @@ class Reconciler:
         self.wake = wake
         self.queue_service_create = queue_service_create
         self.service_create_threads = service_create_threads
+        self.config_hash = config_hash
         self.memory: dict[AppKey, _Memory] = {}
         self._event_tasks: set[asyncio.Task[None]] = set()
         self.recorder = EventRecorder(client, clock)
@@ -396,11 +416,16 @@ class Reconciler:
             memory=memory,
         )
 
+    def _data_hash(self, namespace: str) -> Callable[[ConfigRef], str | None]:
+        return lambda ref: self.config_hash(namespace, *ref)
+
     async def _desired(self, snap: _Snapshot) -> DesiredState | None:
         """The desired state of a valid spec; for an invalid one, status says why: None."""
         try:
             validate_name(snap.ref.name)
-            return snap.memory.desired_for(snap.ref, snap.app.get("spec") or {})
+            return snap.memory.desired_for(
+                snap.ref, snap.app.get("spec") or {}, self._data_hash(snap.ref.namespace)
+            )
         except SpecError as error:
             problem = Problem("InvalidSpec", str(error))
             await self._report(
@@ -587,7 +612,9 @@ class Reconciler:
             return Outcome()  # gone, or a successor under the same name: its reconcile acts
         snap = self._snapshot_of(key, observed, memory)
         try:
-            desired = memory.desired_for(snap.ref, snap.app.get("spec") or {})
+            desired = memory.desired_for(
+                snap.ref, snap.app.get("spec") or {}, self._data_hash(snap.ref.namespace)
+            )
         except SpecError:
             memory.service_creating = False  # the app's reconcile tells why
             return Outcome()

@@ -77,6 +77,7 @@ def test_exact_application_verbs() -> None:
         ("discovery.k8s.io", "endpointslices"): ["list", "watch"],
         ("apps", "controllerrevisions"): ["list", "watch", "create", "delete"],
         ("policy", "poddisruptionbudgets"): ["list", "watch", "create", "patch", "delete"],
+        ("", "configmaps"): ["list", "watch"],
         ("events.k8s.io", "events"): ["create"],
     }
 

@@ -1985,6 +1985,13 @@ SPEC_SCHEMA: Schema = _obj(
             "(ControllerRevisions, for `kubectl xapp rollout history` and undo), 0 to 100; "
             "default 10, as for Deployments.",
         ),
+        "rolloutOnConfigChange": _bool(
+            default=False,
+            description="true: a change to the data of a ConfigMap the Pods reference "
+            "(volumes, projected volumes, env valueFrom, envFrom) rolls the Pods, as a "
+            "template change does; Secrets likewise when the installation lets the operator "
+            "read Secrets (README: config-change rollouts). Default false.",
+        ),
         "paused": _bool(
             default=False,
             description="true: start no new rollout step. A paused app still replaces lost "

@@ -10,13 +10,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .labels import (
     API_VERSION,
     APP_LABEL,
+    CONFIG_HASH_ANNOTATION,
     KIND,
     RESTARTED_AT_ANNOTATION,
     TEMPLATE_ANNOTATION,
@@ -26,7 +27,16 @@ from .labels import (
 )
 from .model import Container, DrainPolicy, ExposedAppSpec, Port, to_plain
 
-__all__ = ["AppRef", "DesiredState", "PortMapping", "build_desired", "owner_reference"]
+__all__ = [
+    "AppRef",
+    "ConfigRef",
+    "DesiredState",
+    "PortMapping",
+    "build_desired",
+    "config_digest",
+    "config_references",
+    "owner_reference",
+]
 
 
 @dataclass(frozen=True)
@@ -127,9 +137,50 @@ def _exposed(spec: ExposedAppSpec) -> list[tuple[Container, Port]]:
     return [(c, p) for c in spec.serving_containers for p in c.ports if p.expose]
 
 
-def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
-    """The Pods and the Service ``spec`` implies for ``app``: whole objects, no I/O."""
-    template_hash, summary, pod_template = _pod_template(app, spec)
+ConfigRef = tuple[str, str]  # ("ConfigMap" or "Secret", name)
+
+
+def config_references(spec: Mapping[str, Any]) -> tuple[ConfigRef, ...]:
+    """Every ConfigMap and Secret a (plain, camelCase) spec's Pods reference, sorted:
+    volumes and projected volumes, env valueFrom and envFrom, of every container."""
+    found: set[ConfigRef] = set()
+    for volume in spec.get("volumes") or []:
+        if "configMap" in volume:
+            found.add(("ConfigMap", volume["configMap"].get("name", "")))
+        if "secret" in volume:
+            found.add(("Secret", volume["secret"].get("secretName", "")))
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            for kind, key in (("ConfigMap", "configMap"), ("Secret", "secret")):
+                if key in source:
+                    found.add((kind, source[key].get("name", "")))
+    for container in [*spec.get("containers", []), *spec.get("initContainers", [])]:
+        for env in container.get("env") or []:
+            value_from = env.get("valueFrom") or {}
+            for kind, key in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+                if key in value_from:
+                    found.add((kind, value_from[key].get("name", "")))
+        for source in container.get("envFrom") or []:
+            for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+                if key in source:
+                    found.add((kind, source[key].get("name", "")))
+    return tuple(sorted(r for r in found if r[1]))
+
+
+def config_digest(refs: Sequence[ConfigRef], data_hash: Callable[[ConfigRef], str | None]) -> str:
+    """One digest of the referenced objects' data (``data_hash``: None when absent or not
+    readable), for the Pod template: new data, new template."""
+    parts = [f"{kind}/{name}={data_hash((kind, name)) or '-'}" for kind, name in refs]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def build_desired(
+    app: AppRef, spec: ExposedAppSpec, config_hash: str | None = None
+) -> DesiredState:
+    """The Pods and the Service ``spec`` implies for ``app``: whole objects, no I/O.
+
+    ``config_hash``: config_digest() of the objects the Pods reference, for an app with
+    rolloutOnConfigChange (part of the template hash); None otherwise."""
+    template_hash, summary, pod_template = _pod_template(app, spec, config_hash)
     exposed = _exposed(spec)
     ports = tuple(
         PortMapping(p.name, p.protocol, p.service_port, p.container_port, c.name, p.node_port)
@@ -162,13 +213,23 @@ def build_desired(app: AppRef, spec: ExposedAppSpec) -> DesiredState:
     )
 
 
-def _pod_template(app: AppRef, spec: ExposedAppSpec) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def _hashed_annotations(spec: ExposedAppSpec, config_hash: str | None) -> dict[str, str]:
+    """The Pod annotations that are part of the template hash: the spec's, and the stamps
+    whose change must roll the Pods (a restart, new config data)."""
+    annotations = dict(spec.pod_annotations)
+    if config_hash is not None and spec.rollout_on_config_change:
+        annotations[CONFIG_HASH_ANNOTATION] = config_hash
+    if spec.restarted_at is not None:
+        annotations[RESTARTED_AT_ANNOTATION] = spec.restarted_at
+    return annotations
+
+
+def _pod_template(
+    app: AppRef, spec: ExposedAppSpec, config_hash: str | None
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(template hash, template summary, the Pod body without a name)."""
     user_labels = dict(spec.pod_labels)
-    user_annotations = dict(spec.pod_annotations)
-    if spec.restarted_at is not None:
-        # Part of the hash: a new stamp is a new template, rolled out like any other.
-        user_annotations[RESTARTED_AT_ANNOTATION] = spec.restarted_at
+    user_annotations = _hashed_annotations(spec, config_hash)
     pod_spec: dict[str, Any] = {
         "containers": [_container(c) for c in spec.containers],
         "securityContext": _pod_security(spec),
@@ -195,6 +256,8 @@ def _pod_template(app: AppRef, spec: ExposedAppSpec) -> tuple[str, dict[str, Any
     }
     if spec.restarted_at is not None:
         summary["restartedAt"] = spec.restarted_at
+    if CONFIG_HASH_ANNOTATION in user_annotations:
+        summary["config"] = user_annotations[CONFIG_HASH_ANNOTATION]
     pod_template: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "API_VERSION",
     "APP_LABEL",
+    "CONFIG_HASH_ANNOTATION",
     "DRAIN_ANNOTATION",
     "FIELD_MANAGER",
     "GROUP",
@@ -46,6 +47,9 @@ TEMPLATE_ANNOTATION = f"{GROUP}/template"
 # On the Pods of an app restarted by spec.restartedAt (as kubectl.kubernetes.io/restartedAt
 # is on a restarted Deployment's): the stamp, so that a new one makes a new template.
 RESTARTED_AT_ANNOTATION = f"{GROUP}/restartedAt"
+# On the Pods of an app with spec.rolloutOnConfigChange: a digest of the data of every
+# ConfigMap (and readable Secret) they reference, so that new data makes a new template.
+CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 # On a Pod leaving the Service before its deletion: {"since": RFC 3339, "reason": why}. The
 # drain's state lives on the Pod itself, so a restarted operator finishes it.
 DRAIN_ANNOTATION = f"{GROUP}/drain"

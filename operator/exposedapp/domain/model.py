@@ -243,6 +243,7 @@ class ExposedAppSpec:
     revision_history_limit: int = 10
     # {"minAvailable": n} or {"maxUnavailable": n} (a count or "N%"); None: no budget.
     disruption_budget: FrozenMap[Frozen] | None = None
+    rollout_on_config_change: bool = False
 
     @property
     def serving_containers(self) -> tuple[Container, ...]:
@@ -335,6 +336,7 @@ INTERPRETED_SPEC_FIELDS = frozenset(
         "progressDeadlineSeconds",
         "revisionHistoryLimit",
         "disruptionBudget",
+        "rolloutOnConfigChange",
     }
 )
 INTERPRETED_CONTAINER_FIELDS = frozenset(
@@ -384,6 +386,7 @@ def _build(spec: Mapping[str, Any]) -> ExposedAppSpec:
         progress_deadline_seconds=spec["progressDeadlineSeconds"],
         revision_history_limit=spec["revisionHistoryLimit"],
         disruption_budget=_frozen(spec["disruptionBudget"]) if "disruptionBudget" in spec else None,
+        rollout_on_config_change=spec["rolloutOnConfigChange"],
     )
 
 

@@ -238,6 +238,8 @@ def describe_template_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> 
                 changes.append(f"{noun} {key} {before[key]} -> {after[key]}")
     if old.get("restartedAt") != new.get("restartedAt") and new.get("restartedAt"):
         changes.append(f"restarted at {new['restartedAt']}")
+    if old.get("config") != new.get("config") and new.get("config"):
+        changes.append("referenced ConfigMap or Secret data changed")
     return ", ".join(changes) if changes else "pod template changed"
 
 

@@ -62,11 +62,25 @@ def _uid(value: Mapping[str, Any]) -> str | None:
     return str(uid) if uid else None
 
 
+# (namespace, name) -> the hashes of one object's data (one entry: names are unique).
+ConfigIndex = Mapping[tuple[str, str], Iterable[str]]
+
+
 class Cache:
-    def __init__(self, indexes: Mapping[str, Index]) -> None:
-        """``indexes``: kopf's indexes by name (the keys of LISTS)."""
+    def __init__(
+        self, indexes: Mapping[str, Index], configs: Mapping[str, ConfigIndex] | None = None
+    ) -> None:
+        """``indexes``: kopf's indexes by name (the keys of LISTS). ``configs``: by kind
+        ("ConfigMap", "Secret"), the hashes of the data of every object of that kind the
+        operator watches (a kind not watched is absent)."""
         self.indexes = indexes
+        self.configs = configs or {}
         self.tombstones: set[str] = set()  # UIDs a LIST showed deleted
+
+    def config_hash(self, namespace: str, kind: str, name: str) -> str | None:
+        """The hash of a ConfigMap's or Secret's data; None if absent or not watched."""
+        found = self.configs.get(kind, {}).get((namespace, name))
+        return next(iter(found), None) if found is not None else None
 
     def app_keys(self) -> list[AppKey]:
         return list(self.indexes["apps_index"])

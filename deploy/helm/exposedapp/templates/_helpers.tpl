@@ -136,6 +136,18 @@ pods/exec, no update of Pods or Services, no delete of ExposedApps.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# spec.rolloutOnConfigChange: ConfigMaps watched, their data hashed (the data is not
+# kept), never written. Secrets only with the secret-rollouts option (not here).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["list", "watch"]
+{{- if .Values.configRollout.secrets }}
+# configRollout.secrets: Secrets watched for rolloutOnConfigChange, their data hashed (the
+# data is not kept), never written. This grants reading every Secret in scope.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["list", "watch"]
+{{- end }}
 # The operator's own events (events.k8s.io/v1); kopf's event posting is off.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
