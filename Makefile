@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUN_DIR ?= .run
 export DEVCLUSTER_RUN_DIR ?= $(abspath $(RUN_DIR)/devcluster)
 
-.PHONY: help venv lint unit e2e test faults demo crd bench bench-node cluster-build cluster-up cluster-down cluster-status clean
+.PHONY: help venv lint unit e2e test faults demo crd bench bench-node bench-traffic cluster-build cluster-up cluster-down cluster-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,7 +29,7 @@ unit: venv  ## pure tests, no cluster
 	$(BIN)/pytest tests/unit -q
 
 cluster-build: venv  ## build (or find) the control plane's binaries, and helm for the install tests
-	$(BIN)/devcluster build --tool helm
+	$(BIN)/devcluster build --tool helm --tool kstatus
 
 e2e: venv cluster-build  ## end-to-end tests against the local control plane
 	$(BIN)/pytest tests/e2e -q
@@ -69,3 +69,7 @@ bench-node: venv cluster-build  ## the real node's figures: start-up, Pod start 
 BENCH_ARGS ?= --sizes 10,100,500 --replicas 2 --ports 2 --repeat 2
 bench: venv cluster-build  ## side-by-side benchmark vs Deployments (results in bench-results/)
 	$(BIN)/python -m devcluster.bench $(BENCH_ARGS)
+
+BENCH_TRAFFIC_ARGS ?=
+bench-traffic: venv cluster-build  ## failed requests on the real node while apps scale and roll, vs Deployments (BENCH_TRAFFIC_ARGS=--light for CI; results in bench-results/traffic/)
+	$(BIN)/python -m devcluster.trafficbench $(BENCH_TRAFFIC_ARGS)

@@ -11,6 +11,9 @@ Images:
   ``kubectl exec``) plus ``netserver serve``: HTTP on each TCP port and an echo on each UDP
   port named in its arguments, answering "<hostname> <port>". The same layers, user 65532
   or 0: the root one is what the kubelet refuses under ``runAsNonRoot``.
+- ``netserver:nonroot-2``: the nonroot image again as a distinct image (its config adds
+  one environment variable; the layers are shared), so that a rollout can change the image
+  as a new release would (the traffic benchmark's image rollout).
 - ``coredns``: the cluster DNS, a static CoreDNS binary, user 65532.
 """
 
@@ -28,6 +31,7 @@ from pathlib import Path
 __all__ = [
     "COREDNS_IMAGE",
     "NETSERVER_IMAGE",
+    "NETSERVER_NEXT_IMAGE",
     "NETSERVER_ROOT_IMAGE",
     "PAUSE_IMAGE",
     "Image",
@@ -38,6 +42,7 @@ REGISTRY = "localhost/exposedapp"
 PAUSE_IMAGE = f"{REGISTRY}/pause:1"
 NETSERVER_IMAGE = f"{REGISTRY}/netserver:nonroot"
 NETSERVER_ROOT_IMAGE = f"{REGISTRY}/netserver:root"
+NETSERVER_NEXT_IMAGE = f"{REGISTRY}/netserver:nonroot-2"
 COREDNS_IMAGE = f"{REGISTRY}/coredns:1"
 NONROOT_UID = 65532
 
@@ -140,6 +145,13 @@ def local_images(busybox: Path, netserver: Path, coredns: Path) -> tuple[Image, 
         Image(PAUSE_IMAGE, (server,), ("/netserver", "pause"), "65535"),
         Image(NETSERVER_IMAGE, (base, server), serve, str(NONROOT_UID)),
         Image(NETSERVER_ROOT_IMAGE, (base, server), serve, "0"),
+        Image(
+            NETSERVER_NEXT_IMAGE,
+            (base, server),
+            serve,
+            str(NONROOT_UID),
+            ("PATH=/bin", "NETSERVER_RELEASE=2"),
+        ),
         Image(COREDNS_IMAGE, (binary_layer("coredns", coredns),), ("/coredns",), "65532"),
     )
 
