@@ -67,9 +67,9 @@ def test_a_configmap_change_rolls_the_apps_that_opted_in(
         timeout=90,
     )
     told = [
-        e.note
-        for e in client.EventsV1Api(core.api_client).list_namespaced_event(apps.namespace).items
-        if e.regarding and e.regarding.name == "follows"
+        e.message
+        for e in core.list_namespaced_event(apps.namespace).items
+        if e.involved_object.name == "follows"
     ]
     assert any("referenced ConfigMap or Secret data changed" in note for note in told), told
     assert _hashes(apps, "ignores") == ignores  # not opted in: never rolled

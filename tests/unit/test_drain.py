@@ -120,18 +120,36 @@ def test_an_unreadable_drain_time_counts_as_long_ago_so_nothing_waits_for_ever()
 def test_pods_that_never_served_are_deleted_at_once_and_listed_ones_are_drained() -> None:
     # Not ready and not listed: no traffic can reach it. Not ready but listed (a Service
     # with publishNotReadyAddresses sends it traffic): drained.
-    desired = desired_for(replicas=0)
+    desired = desired_for(replicas=1)
     h = desired.template_hash
+    keep = running(desired, f"web-{h}-9", age=900)
     quiet = running(desired, f"web-{h}-0", ready=False)
     listed = running(desired, f"web-{h}-1", ready=False)
     result = plan(
         desired,
-        [quiet, listed],
+        [keep, quiet, listed],
         settled_service(desired),
         now=NOW,
-        listing=Listing(serving=frozenset({listed.uid})),
+        listing=Listing(serving=frozenset({keep.uid, listed.uid})),
     )
     assert kinds(result.actions) == [("delete_pod", quiet.name), ("drain_pod", listed.name)]
+
+
+def test_with_no_pod_left_to_serve_nothing_is_drained() -> None:
+    # Scaled to 0 (as Recreate): draining would only keep the Service without endpoints
+    # longer; the Pods go at once, and the reason says why they were not drained.
+    desired = desired_for(replicas=0)
+    h = desired.template_hash
+    pods = [running(desired, f"web-{h}-{i}") for i in range(2)]
+    result = plan(desired, pods, settled_service(desired), now=NOW)
+    assert [(a.kind, a.reason) for a in result.actions] == [
+        (
+            "delete_pod",
+            f"deleting web-{h}-{i}: scaling down to 0 replicas (2 exist) (not drained: no other "
+            "Pod serves meanwhile)",
+        )
+        for i in (0, 1)
+    ]
 
 
 def test_finished_pods_are_deleted_at_once() -> None:

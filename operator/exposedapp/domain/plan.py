@@ -330,12 +330,28 @@ class _PodPlanner:
         )
 
     def remove(self, victims: Sequence[ObservedPod], why: str) -> None:
-        """Delete ``victims``, draining first each one that may be receiving traffic."""
+        """Delete ``victims``, draining first each one that may be receiving traffic, when
+        another Pod keeps serving meanwhile. When none would (Recreate, a scale to 0),
+        a drain would only lengthen the time the Service has no endpoint at all (measured:
+        `make bench-traffic`), so they go at once."""
+        leaving = {p.uid for p in victims}
+        survivors = [
+            p
+            for p in self.pods
+            if p.live and p.ready and p.uid not in leaving and not self._removed(p)
+        ]
         for pod in victims:
-            if self.desired.drain.enabled and (pod.ready or pod.uid in self.listing.serving):
+            serving = pod.ready or pod.uid in self.listing.serving
+            if self.desired.drain.enabled and serving and survivors:
                 self.actions.append(self._drain(pod, why))
+            elif self.desired.drain.enabled and serving:
+                self.delete([pod], f"{why} (not drained: no other Pod serves meanwhile)")
             else:
                 self.delete([pod], why)
+
+    def _removed(self, pod: ObservedPod) -> bool:
+        """Already drained or deleted by this plan."""
+        return any(a.uid == pod.uid for a in self.actions if a.kind in ("drain_pod", "delete_pod"))
 
     def _drain(self, pod: ObservedPod, why: str) -> Action:
         """Take the Pod out of the Service: without the app-uid label the Service's selector
