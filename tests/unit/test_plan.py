@@ -241,6 +241,12 @@ def test_recreate_deletes_all_old_before_creating() -> None:
     assert [a.kind for a in first.actions] == ["delete_pod", "delete_pod"]
     assert first.actions[0].reason.endswith("(not drained: no other Pod serves meanwhile)")
     terminating = [running(old, p.name, deleting=True) for p in pods]
+    # Stopped (a terminal phase) though not yet gone: no old container runs any more.
+    stopped = [running(old, p.name, deleting=True, phase="Failed") for p in pods]
+    assert [a.kind for a in plan(new, stopped, settled_service(new), now=NOW).actions] == [
+        "create_pod",
+        "create_pod",
+    ]
     assert plan(new, terminating, settled_service(new), now=NOW).empty
     assert [a.kind for a in plan(new, [], settled_service(new), now=NOW).actions] == [
         "create_pod",

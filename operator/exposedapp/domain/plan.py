@@ -275,8 +275,14 @@ def _pod_actions(
     live = [p for p in pods if p.live]
     current = [p for p in live if p.template_hash == desired.template_hash]
     old = [p for p in live if p.template_hash != desired.template_hash]
+    # Old Pods on their way out whose containers still run. A terminating Pod in a terminal
+    # phase has stopped its containers: as for a Deployment's Recreate, that is enough.
     leaving_old = [
-        p for p in pods if (p.deleting or p.draining) and p.template_hash != desired.template_hash
+        p
+        for p in pods
+        if (p.deleting or p.draining)
+        and not p.finished
+        and p.template_hash != desired.template_hash
     ]
     if desired.paused and old:
         planner.hold(current, old)
