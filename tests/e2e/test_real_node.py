@@ -278,7 +278,9 @@ def _warnings(core: client.CoreV1Api, namespace: str, name: str, reasons: set[st
 def test_failed_requests_while_the_app_changes_are_counted(
     operator: OperatorProcess, apps: Apps, cluster: ClusterHandle
 ) -> None:
-    """Measured, not judged: the drain issue sets the goal. Written to the run directory."""
+    """Measured, written to the run directory (traffic-report.json), including the phases
+    the judged test (test_drain_traffic.py: 0 failed requests) leaves out: a port renamed
+    and renumbered at once (two rollout steps) and an operator SIGKILL mid-rollout."""
     from kubetest.traffic import LoadGenerator
 
     ports = [{"name": "http", "containerPort": 8080, "servicePort": 80}]
