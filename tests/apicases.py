@@ -1023,4 +1023,18 @@ INVALID: tuple[Invalid, ...] = (
         'spec.disruptionBudget.maxUnavailable: must be a percentage from 0% to 100%, got "150%"',
         ("spec.disruptionBudget.maxUnavailable", "should match"),
     ),
+    Invalid(
+        "revision-history-limit-too-high",
+        "maximum",
+        app(revisionHistoryLimit=101),
+        "spec.revisionHistoryLimit: must be at most 100, got 101",
+        ("spec.revisionHistoryLimit", "less than or equal to 100"),
+    ),
+    Invalid(
+        "rollout-on-config-change-not-a-boolean",
+        "type",
+        app(rolloutOnConfigChange="always"),
+        'spec.rolloutOnConfigChange: must be true or false, got "always"',
+        ("spec.rolloutOnConfigChange", "must be of type boolean"),
+    ),
 )

@@ -9,8 +9,10 @@ from typing import Any
 from kubernetes import client
 
 from conftest import OperatorProcess
-from kubetest import wait_for
+from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps, app_manifest
+from kubetest.audit import AuditLog
+from test_reconciler import assert_second_reconcile_writes_nothing
 
 
 def _evict(core: client.CoreV1Api, namespace: str, pod: str) -> int:
@@ -28,7 +30,12 @@ def _budget(api: client.ApiClient, namespace: str, name: str) -> Any:
 
 
 def test_the_budget_is_kept_and_evictions_respect_it(
-    apps: Apps, operator: OperatorProcess, api: client.ApiClient, core: client.CoreV1Api
+    apps: Apps,
+    operator: OperatorProcess,
+    api: client.ApiClient,
+    core: client.CoreV1Api,
+    audit: AuditLog,
+    cluster: ClusterHandle,
 ) -> None:
     apps.create(app_manifest("guarded", replicas=2, disruptionBudget={"minAvailable": 2}))
     apps.wait_ready("guarded")
@@ -69,6 +76,8 @@ def test_the_budget_is_kept_and_evictions_respect_it(
         lambda healthy: healthy == 2,
         what="2 healthy Pods again",
     )
+
+    assert_second_reconcile_writes_nothing(apps, "guarded", operator, audit, cluster)
 
     # Dropped from the spec: the operator deletes its budget.
     apps.patch("guarded", {"spec": {"disruptionBudget": None}})

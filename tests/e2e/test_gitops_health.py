@@ -23,8 +23,10 @@ from lupa import lua51
 
 from conftest import OperatorProcess
 from devcluster.binaries import ensure_tool
-from kubetest import wait_for
+from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps, app_manifest
+from kubetest.audit import AuditLog
+from test_reconciler import assert_second_reconcile_writes_nothing
 
 ROOT = Path(__file__).resolve().parents[2]
 HEALTH_LUA = (ROOT / "deploy" / "argocd" / "exposedapp-health.lua").read_text()
@@ -155,7 +157,9 @@ def test_health_through_a_rollout_a_refusal_and_a_stuck_rollout(
     assert argocd_health(refused) == "Degraded"
 
 
-def test_paused_is_suspended_for_argocd(apps: Apps, operator: OperatorProcess) -> None:
+def test_paused_is_suspended_for_argocd(
+    apps: Apps, operator: OperatorProcess, audit: AuditLog, cluster: ClusterHandle
+) -> None:
     apps.create(app_manifest("held", replicas=1))
     apps.wait_ready("held")
     apps.patch("held", {"spec": {"paused": True, "podLabels": {"release": "2"}}})
@@ -166,6 +170,7 @@ def test_paused_is_suspended_for_argocd(apps: Apps, operator: OperatorProcess) -
     )
     assert apps.condition("held", "Progressing")["reason"] == "Paused"
     assert held["status"]["updatedReplicas"] == 0  # no rollout step while paused
+    assert_second_reconcile_writes_nothing(apps, "held", operator, audit, cluster)
     apps.patch("held", {"spec": {"paused": False}})
     assert argocd_health(apps.wait_ready("held")) == "Healthy"
 

@@ -18,7 +18,9 @@ from kubernetes import client
 from conftest import OperatorProcess, RealNode
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps, app_manifest
+from kubetest.audit import AuditLog
 from kubetest.realnode import create_real_namespace, with_local_images
+from test_reconciler import assert_second_reconcile_writes_nothing
 
 BIN = Path(sys.executable).parent  # the venv's bin: where pip put kubectl-xapp
 
@@ -82,7 +84,7 @@ def local_app(name: str) -> dict[str, Any]:
 
 
 def test_rollout_status_history_undo_restart_pause_resume(
-    apps: Apps, operator: OperatorProcess, xapp: Any, cluster: ClusterHandle
+    apps: Apps, operator: OperatorProcess, xapp: Any, cluster: ClusterHandle, audit: AuditLog
 ) -> None:
     listed = subprocess.run(
         [cluster.kubectl_binary, "plugin", "list"],
@@ -156,6 +158,7 @@ def test_rollout_status_history_undo_restart_pause_resume(
     )
     xapp("rollout", "status", "web", "--timeout", "120")
     assert _template_hashes(apps, "web") != held
+    assert_second_reconcile_writes_nothing(apps, "web", operator, audit, cluster)
 
 
 def test_ports_draws_the_live_map(apps: Apps, operator: OperatorProcess, xapp: Any) -> None:
