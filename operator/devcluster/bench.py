@@ -512,7 +512,11 @@ def run_round(
     ports: int,
     tag: str,
     timeout: float,
+    settle: Callable[[], object] | None = None,
 ) -> Round:
+    """One round of one system. ``settle``: waits, after the update converged, until the
+    system's controller has stopped writing (the operator deletes drained Pods after
+    convergence, by design): its writes are counted up to then."""
     namespace = f"bench-{system}-{tag}"
     api.namespace(namespace)
     names = [f"app{i:04d}" for i in range(n)]
@@ -520,7 +524,17 @@ def run_round(
     convergence = Convergence(api, namespace, names, replicas, ports)
     try:
         return _measure(
-            api, audit, system, namespace, names, replicas, ports, timeout, convergence, result
+            api,
+            audit,
+            system,
+            namespace,
+            names,
+            replicas,
+            ports,
+            timeout,
+            convergence,
+            result,
+            settle,
         )
     finally:
         convergence.stop()
@@ -537,6 +551,7 @@ def _measure(
     timeout: float,
     convergence: Convergence,
     result: Round,
+    settle: Callable[[], object] | None,
 ) -> Round:
     start_line = _flush_audit(api, audit)
 
@@ -581,6 +596,8 @@ def _measure(
         lambda: _parallel(update(name) for name in names),
     )
     result.update_seconds = updated[-1]
+    if settle is not None:
+        settle()
     end_line = _flush_audit(api, audit)
     result.requests = _audit_requests_between(audit, start_line, end_line, namespace)
     return result
@@ -699,6 +716,11 @@ def main(argv: list[str] | None = None) -> int:
                         args.ports,
                         tag,
                         timeout=max(120, n * 2.0),
+                        settle=(
+                            (lambda: operator.settle(quiet_for=5, timeout=120))
+                            if system == "operator"
+                            else None
+                        ),
                     )
                     print(
                         f"[bench]   create {result.create_seconds:.1f}s, "
@@ -800,7 +822,7 @@ def _report(
     final_rss: float,
     total_apps: int,
 ) -> str:
-    floor = args.replicas + 2
+    floor = args.replicas + 3
     lines = [
         "| N | system | create p50 (s) | p90 | p99 | create total (s) | update total (s) | "
         "ratio op/native create | ratio update | writes/app create | writes/app create+update "
@@ -858,11 +880,14 @@ def _report(
         f"{restart.seconds:.1f}s after the start; writes until {RESTART_SETTLE_SECONDS}s "
         f"after that: {restart.writes}.",
         f"- Operator RSS at the end ({total_apps} apps, after the restart): {final_rss:.0f} MB.",
-        f"- Floor of writes per new app: R Pod creates + 1 Service write + 1 status write = "
-        f"{floor}. Each Pod the operator replaces or removes costs 2 writes, its drain "
-        "(leaving the Service) and its delete, where a Deployment's ReplicaSet deletes it "
-        f"at once: the update round's floor is R Pod creates + 2R + 1 Service write + 1 "
-        f"status write = {3 * args.replicas + 2}. Operator writes include its events (one per "
+        f"- Floor of writes per new app: R Pod creates + 1 Service write + 1 status write + 1 "
+        f"ControllerRevision (the rollout history) = {floor}. Each Pod the operator replaces "
+        "or removes costs 2 writes, its drain (leaving the Service) and its delete, where a "
+        "Deployment's ReplicaSet deletes it at once; the update round's floor is R Pod "
+        "creates + 2R + 1 revision + 1 Service write + 1 status write = "
+        f"{3 * args.replicas + 3}, and the operator's writes are counted until it has been "
+        "quiet for 5 s after the round converged (its drained Pods go after convergence, by "
+        "design). Operator writes include its events (one per "
         "reconcile that changed something). Native writes count the deployment and "
         "replicaset controllers only (the test client's own Deployment and Service writes are "
         "not counted on either side).",
