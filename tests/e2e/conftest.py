@@ -28,6 +28,7 @@ from devcluster.cluster import die_with_parent
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps
 from kubetest.audit import AuditLog
+from kubetest.realnode import create_real_namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"
@@ -109,6 +110,19 @@ def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterato
 class RealNode:
     name: str
     address: str  # the node's InternalIP: NodePorts answer there and on 127.0.0.1
+
+
+@pytest.fixture
+def real_namespace(
+    core: client.CoreV1Api, real_node: RealNode, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A fresh namespace whose Pods run on the real node (a module that needs it for all
+    its tests overrides ``namespace`` with it)."""
+    stem = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:36].strip("-")
+    name = f"r-{stem}-{secrets.token_hex(3)}"
+    create_real_namespace(core, name)
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
 
 
 @pytest.fixture(scope="session")

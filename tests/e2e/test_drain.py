@@ -11,7 +11,6 @@ measurement against Deployments is test_drain_traffic.py and `make bench-traffic
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,11 +19,11 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
-from conftest import OperatorProcess, RealNode
+from conftest import OperatorProcess
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps, app_manifest
 from kubetest.audit import AuditLog
-from kubetest.realnode import create_real_namespace, with_local_images
+from kubetest.realnode import with_local_images
 from kubetest.traffic import LoadGenerator, http_get
 from test_reconciler import assert_second_reconcile_writes_nothing
 
@@ -32,15 +31,9 @@ DRAIN_ANNOTATION = "exposedapp.dev/drain"
 
 
 @pytest.fixture
-def namespace(
-    core: client.CoreV1Api, real_node: RealNode, request: pytest.FixtureRequest
-) -> Iterator[str]:
-    """A fresh namespace whose Pods run on the real node."""
-    stem = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:36].strip("-")
-    name = f"d-{stem}-{secrets.token_hex(3)}"
-    create_real_namespace(core, name)
-    yield name
-    core.delete_namespace(name, propagation_policy="Background")
+def namespace(real_namespace: str) -> str:
+    """Every test of this module runs its Pods on the real node."""
+    return real_namespace
 
 
 def local_app(name: str, replicas: int, **spec: Any) -> dict[str, Any]:

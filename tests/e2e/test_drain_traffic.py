@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,6 @@ from devcluster.trafficbench import (
 )
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps
-from kubetest.realnode import create_real_namespace
 from kubetest.traffic import LoadGenerator, LoadReport, http_get
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,15 +45,9 @@ SETTLE_REQUESTS = 60  # answered per path before the change, and again after con
 
 
 @pytest.fixture
-def namespace(
-    core: client.CoreV1Api, real_node: RealNode, request: pytest.FixtureRequest
-) -> Iterator[str]:
-    """A fresh namespace whose Pods run on the real node."""
-    stem = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:36].strip("-")
-    name = f"r-{stem}-{secrets.token_hex(3)}"
-    create_real_namespace(core, name)
-    yield name
-    core.delete_namespace(name, propagation_policy="Background")
+def namespace(real_namespace: str) -> str:
+    """Every test of this module runs its Pods on the real node."""
+    return real_namespace
 
 
 class Traffic:

@@ -5,35 +5,27 @@ and rolling back mean real containers started and stopped."""
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
-from conftest import OperatorProcess, RealNode
+from conftest import OperatorProcess
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps, app_manifest
 from kubetest.audit import AuditLog
-from kubetest.realnode import create_real_namespace, with_local_images
+from kubetest.realnode import with_local_images
 from test_reconciler import assert_second_reconcile_writes_nothing
 
 BIN = Path(sys.executable).parent  # the venv's bin: where pip put kubectl-xapp
 
 
 @pytest.fixture
-def namespace(
-    core: client.CoreV1Api, real_node: RealNode, request: pytest.FixtureRequest
-) -> Iterator[str]:
-    stem = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:36].strip("-")
-    name = f"x-{stem}-{secrets.token_hex(3)}"
-    create_real_namespace(core, name)
-    yield name
-    core.delete_namespace(name, propagation_policy="Background")
+def namespace(real_namespace: str) -> str:
+    """Every test of this module runs its Pods on the real node."""
+    return real_namespace
 
 
 @pytest.fixture

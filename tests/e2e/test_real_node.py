@@ -9,8 +9,7 @@ NodePorts, and from a Pod by the Service's DNS name; the test server answers
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from conftest import OperatorProcess, RealNode
 from devcluster.images import NETSERVER_ROOT_IMAGE
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import Apps, app_manifest
-from kubetest.realnode import ClientPod, create_real_namespace, with_local_images
+from kubetest.realnode import ClientPod, with_local_images
 from kubetest.traffic import http_get, udp_echo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,15 +29,9 @@ SAMPLES = sorted((ROOT / "deploy" / "samples").glob("*.yaml"))
 
 
 @pytest.fixture
-def namespace(
-    core: client.CoreV1Api, real_node: RealNode, request: pytest.FixtureRequest
-) -> Iterator[str]:
-    """A fresh namespace whose Pods run on the real node."""
-    stem = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:36].strip("-")
-    name = f"r-{stem}-{secrets.token_hex(3)}"
-    create_real_namespace(core, name)
-    yield name
-    core.delete_namespace(name, propagation_policy="Background")
+def namespace(real_namespace: str) -> str:
+    """Every test of this module runs its Pods on the real node."""
+    return real_namespace
 
 
 @pytest.fixture
