@@ -226,24 +226,6 @@ async def slices_index(
     return _index_entry(_app_of(namespace, labels, body), value, body)
 
 
-@kopf.index("apps", "v1", "controllerrevisions", labels=CHILD_SELECTOR)
-async def revisions_index(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[AppKey, Any]:
-    # The history's numbers and template hashes: never the recorded spec (undo reads that).
-    metadata = body.get("metadata", {})
-    value = {
-        "metadata": {
-            "name": metadata.get("name"),
-            "uid": metadata.get("uid"),
-            "labels": dict(metadata.get("labels") or {}),
-            "ownerReferences": list(metadata.get("ownerReferences") or []),
-        },
-        "revision": body.get("revision"),
-    }
-    return _index_entry(_app_of(namespace, labels, body), value, body)
-
-
 @kopf.index("policy", "v1", "poddisruptionbudgets", labels=CHILD_SELECTOR)
 async def budgets_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
@@ -358,13 +340,6 @@ async def service_changed(
 
 @kopf.on.event("discovery.k8s.io", "v1", "endpointslices", labels=CHILD_SELECTOR)
 async def slice_changed(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, type: str | None, **_: Any
-) -> None:
-    _enqueue(_app_of(namespace, labels, body), type)
-
-
-@kopf.on.event("apps", "v1", "controllerrevisions", labels=CHILD_SELECTOR)
-async def revision_changed(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, type: str | None, **_: Any
 ) -> None:
     _enqueue(_app_of(namespace, labels, body), type)

@@ -28,7 +28,7 @@ from .domain.desired import (
     config_digest,
     config_references,
 )
-from .domain.history import History, Revision, history_actions, observe_revision
+from .domain.history import record_action
 from .domain.labels import APP_LABEL, SERVICE_NAME_LABEL, identity_labels
 from .domain.model import SpecError, parse_spec, validate_name
 from .domain.objects import controlled_by, owned_keys, summarise_done
@@ -109,7 +109,6 @@ class _Snapshot:
     pods: list[ObservedPod]
     service: Mapping[str, Any] | None
     slices: tuple[Mapping[str, Any], ...]
-    revisions: tuple[Revision, ...]
     budget: Mapping[str, Any] | None  # our PodDisruptionBudget, as freshly as we know it
     memory: _Memory
 
@@ -173,8 +172,9 @@ class _Memory:
     # Our last PodDisruptionBudget write ({} for a delete) and the resourceVersion it was
     # based on: while the index shows that version, the write has not come back yet.
     budget_written: tuple[str | None, Mapping[str, Any]] | None = None
-    # Revisions written and not yet seen through the watch (None: deleted), by name.
-    revisions_written: dict[str, Revision | None] = field(default_factory=dict)
+    # Templates whose first Pods were created but which are not in the rollout history yet
+    # (a record_revision that failed is tried again by the next reconcile).
+    unrecorded: set[str] = field(default_factory=set)
     # Draining Pods (by UID) the EndpointSlices no longer list, and since when (plan.Listing).
     unlisted_since: dict[str, datetime.datetime] = field(default_factory=dict)
     # The spec as parsed and the objects it implies, for the spec they were built from: an
@@ -198,21 +198,6 @@ class _Memory:
         if self.built is None or self.built[0] != fingerprint:
             self.built = (fingerprint, build_desired(ref, parse_spec(raw_spec), digest))
         return self.built[1]
-
-    def fresher_revisions(self, observed: Iterable[Revision]) -> tuple[Revision, ...]:
-        """The observed revisions with our writes the watch has not delivered yet."""
-        found = {r.name: r for r in observed}
-        for name, written in list(self.revisions_written.items()):
-            seen = found.get(name)
-            if (written is None and seen is None) or (
-                written is not None and seen is not None and seen.revision == written.revision
-            ):
-                del self.revisions_written[name]  # delivered
-            elif written is None:
-                found.pop(name, None)
-            else:
-                found[name] = written
-        return tuple(found.values())
 
     def fresher_budget(self, observed: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
         """The observed PodDisruptionBudget, or the one we wrote while the watch lags."""
@@ -400,9 +385,6 @@ class Reconciler:
             pods=[observe_pod(p) for p in observed.pods if controlled_by(p, ref.uid)],
             service=services[0] if services else None,
             slices=observed.slices,
-            revisions=memory.fresher_revisions(
-                observe_revision(r) for r in observed.revisions if controlled_by(r, ref.uid)
-            ),
             budget=memory.fresher_budget(
                 next(
                     (
@@ -485,17 +467,29 @@ class Reconciler:
             listing=self._listing(snap, now),
             budget=snap.budget,
         )
-        history = History(
-            app=snap.ref,
-            template_hash=desired.template_hash,  # the app's own, not a rollout's step
-            spec=snap.app.get("spec") or {},
-            revisions=snap.revisions,
-            in_use=frozenset(p.template_hash for p in snap.pods if not p.deleting),
-            limit=desired.revision_history_limit,
+        return self._with_history(snap, desired, the_plan)
+
+    @staticmethod
+    def _with_history(snap: _Snapshot, desired: DesiredState, the_plan: Plan) -> Plan:
+        """The plan, recording the app's template in its history when it creates the first
+        Pods of it (or a record failed before)."""
+        running = {p.template_hash for p in snap.pods}
+        first = desired.template_hash not in running and any(
+            a.kind == "create_pod"
+            and a.name.startswith(f"{desired.app_name}-{desired.template_hash}-")
+            for a in the_plan.actions
         )
-        return dataclasses.replace(
-            the_plan, actions=the_plan.actions + tuple(history_actions(history))
+        if not first and desired.template_hash not in snap.memory.unrecorded:
+            return the_plan
+        snap.memory.unrecorded.add(desired.template_hash)
+        record = record_action(
+            snap.ref,
+            desired.template_hash,
+            snap.app.get("spec") or {},
+            frozenset(p.template_hash for p in snap.pods if not p.deleting),
+            desired.revision_history_limit,
         )
+        return dataclasses.replace(the_plan, actions=(*the_plan.actions, record))
 
     @staticmethod
     def _listing(snap: _Snapshot, now: datetime.datetime) -> Listing:
@@ -654,12 +648,8 @@ class Reconciler:
         if result.budget is not None:
             before = ((snap.budget or {}).get("metadata") or {}).get("resourceVersion")
             memory.budget_written = (before, result.budget)
-        for action in result.revisions:
-            if action.kind == "delete_revision":
-                memory.revisions_written[action.name] = None
-                continue
-            assert action.body is not None
-            memory.revisions_written[action.name] = observe_revision(action.body)
+        if result.recorded:
+            memory.unrecorded.clear()
 
     def _slices_due(self, snap: _Snapshot) -> bool:
         """Our new Service's EndpointSlices are still to come (the EndpointSlice

@@ -75,7 +75,7 @@ def test_exact_application_verbs() -> None:
         ("", "pods"): ["get", "list", "watch", "create", "patch", "delete"],
         ("", "services"): ["get", "list", "watch", "create", "patch", "delete"],
         ("discovery.k8s.io", "endpointslices"): ["list", "watch"],
-        ("apps", "controllerrevisions"): ["list", "watch", "create", "delete"],
+        ("apps", "controllerrevisions"): ["list", "create", "delete"],
         ("policy", "poddisruptionbudgets"): ["list", "watch", "create", "patch", "delete"],
         ("", "configmaps"): ["list", "watch"],
         ("events.k8s.io", "events"): ["create"],

@@ -48,7 +48,6 @@ def indexes() -> dict[str, dict[AppKey, list[Any]]]:
         "pods_index": {("shop", "web"): [obj("pod-1"), obj("pod-2")]},
         "services_index": {("shop", "web"): [obj("svc-web")]},
         "slices_index": {("shop", "web"): [obj("slice-web")]},
-        "revisions_index": {("shop", "web"): [obj("rev-web")]},
         "budgets_index": {("shop", "web"): [obj("pdb-web")]},
     }
     return held
@@ -68,7 +67,6 @@ EVERYTHING_LISTED: dict[tuple[str, str], set[str] | None] = {
     ("pods", "shop"): {"pod-1", "pod-2"},
     ("services", "shop"): {"svc-web"},
     ("endpointslices", "shop"): {"slice-web"},
-    ("controllerrevisions", "shop"): {"rev-web"},
     ("poddisruptionbudgets", "shop"): {"pdb-web"},
 }
 

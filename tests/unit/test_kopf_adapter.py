@@ -231,8 +231,8 @@ def test_nothing_but_the_event_handlers_runs_on_a_shed_body() -> None:
     daemon, a timer or an on.create/update handler added later would see a shed body
     (and the event handlers read only the namespace, the labels and the event's type)."""
     registry = kopf.get_default_registry()
-    assert len(list(registry._indexing.get_all_handlers())) == 7
-    assert len(list(registry._watching.get_all_handlers())) == 7
+    assert len(list(registry._indexing.get_all_handlers())) == 6
+    assert len(list(registry._watching.get_all_handlers())) == 6
     assert list(registry._changing.get_all_handlers()) == []
     assert list(registry._spawning.get_all_handlers()) == []
 

@@ -24,6 +24,10 @@ class FlakyPods(ScriptedClient):
     def create_revision(self, body: Mapping[str, Any]) -> Answer:
         return Answer(201, "", "", dict(body))
 
+    def list_revisions(self, namespace: str, app: str) -> Answer:
+
+        return Answer(200, "", "", {"items": []})
+
     def create_pod(self, body: Mapping[str, Any]) -> Answer:
         if self.failing:
             return Answer(500, "InternalError", "etcd is away", {})

@@ -1,15 +1,18 @@
 """Rollout history: each Pod template an app has run, kept as a ControllerRevision. Pure.
 
 As StatefulSets and DaemonSets keep theirs (apps/v1 ControllerRevision): one object per
-template, named ``<app>-<template hash>``, with a revision number that grows with each
-rollout and the spec that made the template (without replicas and paused, which are not
+template, named ``<app>-<template hash>``, with a revision number in the order the templates
+first ran and the spec that made the template (without replicas and paused, which are not
 part of a release), so that an undo can write that spec back to the ExposedApp: the
-ExposedApp stays the one source of truth, and a GitOps tool sees the change. A template
-rolled back to keeps its number (the order in which templates first ran): a
-ControllerRevision's data is immutable, and the API server compares it byte for byte, so a
-patch of the number alone is refused once the data's JSON is re-encoded. At most
-``spec.revisionHistoryLimit`` revisions of templates no Pod runs any more are kept; the
-oldest go first.
+ExposedApp stays the one source of truth, and a GitOps tool sees the change.
+
+The operator does not watch revisions (their data is a whole spec: thousands of them
+listed at start-up cost tens of MB of memory, measured). A template is recorded when the
+operator first creates a Pod of it: one metadata-only LIST of the app's revisions gives the
+next number (kept in a label too, so metadata suffices) and what to prune, at most
+``spec.revisionHistoryLimit`` revisions of templates no Pod runs any more, oldest first.
+A template rolled back to keeps its number: a ControllerRevision's data is immutable, and
+the API server refused a patch of the number alone once the data's JSON was re-encoded.
 """
 
 from __future__ import annotations
@@ -19,15 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .desired import AppRef, owner_reference
-from .labels import APP_LABEL, TEMPLATE_HASH_LABEL, UID_LABEL
+from .labels import APP_LABEL, REVISION_LABEL, TEMPLATE_HASH_LABEL, UID_LABEL
 from .plan import Action
 
 __all__ = [
     "NOT_RELEASED",
-    "History",
     "Revision",
-    "history_actions",
     "observe_revision",
+    "record_action",
+    "recording",
     "revision_data",
 ]
 
@@ -37,7 +40,7 @@ NOT_RELEASED = ("replicas", "paused")
 
 @dataclass(frozen=True)
 class Revision:
-    """What the plan needs of an observed ControllerRevision."""
+    """What the history needs of a listed ControllerRevision (its metadata)."""
 
     name: str
     uid: str
@@ -47,11 +50,13 @@ class Revision:
 
 def observe_revision(obj: Mapping[str, Any]) -> Revision:
     metadata = obj.get("metadata") or {}
+    labels = metadata.get("labels") or {}
+    number = labels.get(REVISION_LABEL) or obj.get("revision") or 0
     return Revision(
         name=str(metadata.get("name", "")),
         uid=str(metadata.get("uid", "")),
-        revision=int(obj.get("revision") or 0),
-        template_hash=str((metadata.get("labels") or {}).get(TEMPLATE_HASH_LABEL, "")),
+        revision=int(number) if str(number).isdigit() else 0,
+        template_hash=str(labels.get(TEMPLATE_HASH_LABEL, "")),
     )
 
 
@@ -60,72 +65,57 @@ def revision_data(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"spec": {k: v for k, v in spec.items() if k not in NOT_RELEASED}}
 
 
-@dataclass(frozen=True)
-class History:
-    """The plan's input for the history: the app's own template (not a rollout's
-    intermediate step), the spec it came from, what is recorded, and what Pods still run.
-
-    ``in_use``: template hashes of the app's Pods (live or draining): never pruned.
-    """
-
-    app: AppRef
-    template_hash: str
-    spec: Mapping[str, Any]
-    revisions: Sequence[Revision]
-    in_use: frozenset[str]
-    limit: int
-
-
-def _body(history: History, number: int) -> dict[str, Any]:
-    app = history.app
-    return {
+def record_action(
+    app: AppRef,
+    template_hash: str,
+    spec: Mapping[str, Any],
+    in_use: frozenset[str],
+    limit: int,
+) -> Action:
+    """Record the template ``template_hash`` (made from ``spec``) in the history, keeping
+    the revisions of ``in_use`` templates (those Pods run) and at most ``limit`` others."""
+    revision: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
         "metadata": {
-            "name": f"{app.name}-{history.template_hash}",
+            "name": f"{app.name}-{template_hash}",
             "namespace": app.namespace,
             "labels": {
                 APP_LABEL: app.name,
                 UID_LABEL: app.uid,
-                TEMPLATE_HASH_LABEL: history.template_hash,
+                TEMPLATE_HASH_LABEL: template_hash,
             },
             "ownerReferences": [owner_reference(app)],
         },
-        "revision": number,
-        "data": revision_data(history.spec),
+        "data": revision_data(spec),
     }
+    return Action(
+        "record_revision",
+        revision["metadata"]["name"],
+        f"recording template {template_hash} in the rollout history",
+        body={"revision": revision, "keep": sorted(in_use), "limit": limit},
+        uid=app.uid,
+    )
 
 
-def history_actions(history: History) -> list[Action]:
-    """The revision writes that keep the history true: record the current template the
-    first time it runs, prune the oldest past the limit."""
-    revisions = sorted(history.revisions, key=lambda r: r.revision)
-    newest = revisions[-1].revision if revisions else 0
-    current = [r for r in revisions if r.template_hash == history.template_hash]
-    actions: list[Action] = []
-    if not current:
-        name = f"{history.app.name}-{history.template_hash}"
-        actions.append(
-            Action(
-                "create_revision",
-                name,
-                f"recording revision {newest + 1} (template hash {history.template_hash})",
-                body=_body(history, newest + 1),
-            )
-        )
-    retired = [
-        r
-        for r in revisions
-        if r.template_hash != history.template_hash and r.template_hash not in history.in_use
-    ]
-    for revision in retired[: max(0, len(retired) - history.limit)]:
-        actions.append(
-            Action(
-                "delete_revision",
-                revision.name,
-                f"deleting revision {revision.revision}: more than revisionHistoryLimit "
-                f"({history.limit}) old revisions",
-                uid=revision.uid,
-            )
-        )
-    return actions
+def recording(
+    listed: Sequence[Revision], record: Mapping[str, Any]
+) -> tuple[dict[str, Any] | None, list[Revision]]:
+    """What a record_action does, given the app's revisions as listed now: the revision to
+    create (None if its template is recorded already), numbered after the newest, and the
+    revisions to delete, oldest first past the limit, never a kept or the current one."""
+    revision = record["revision"]
+    template = revision["metadata"]["labels"][TEMPLATE_HASH_LABEL]
+    ordered = sorted(listed, key=lambda r: r.revision)
+    create = None
+    if not any(r.template_hash == template for r in ordered):
+        number = (ordered[-1].revision if ordered else 0) + 1
+        metadata = revision["metadata"]
+        create = {
+            **revision,
+            "metadata": {**metadata, "labels": {**metadata["labels"], REVISION_LABEL: str(number)}},
+            "revision": number,
+        }
+    keep = {template, *record["keep"]}
+    retired = [r for r in ordered if r.template_hash not in keep]
+    return create, retired[: max(0, len(retired) - int(record["limit"]))]

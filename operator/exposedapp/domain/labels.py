@@ -18,6 +18,7 @@ __all__ = [
     "MANAGED_BY",
     "PLURAL",
     "RESTARTED_AT_ANNOTATION",
+    "REVISION_LABEL",
     "SERVICE_NAME_LABEL",
     "TEMPLATE_ANNOTATION",
     "TEMPLATE_HASH_LABEL",
@@ -42,6 +43,8 @@ UID_LABEL = f"{GROUP}/app-uid"
 # Set by the EndpointSlice controller on each slice: the Service it belongs to.
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 TEMPLATE_HASH_LABEL = f"{GROUP}/template-hash"
+# On a ControllerRevision of the rollout history: its number, readable from its metadata.
+REVISION_LABEL = f"{GROUP}/revision"
 # What the Pod was built from, so a replacement can say what changed (ports, images).
 TEMPLATE_ANNOTATION = f"{GROUP}/template"
 # On the Pods of an app restarted by spec.restartedAt (as kubectl.kubernetes.io/restartedAt

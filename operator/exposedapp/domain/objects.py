@@ -111,8 +111,7 @@ def summarise_done(done: Sequence[Action]) -> list[tuple[str, str]]:
         "apply_service": "AppliedService",
         "replace_service": "RepairedService",
         "recreate_service": "RecreatedService",
-        "create_revision": "RecordedRevision",
-        "delete_revision": "PrunedRevisions",
+        "record_revision": "RecordedRevision",
         "apply_budget": "AppliedDisruptionBudget",
         "delete_budget": "DeletedDisruptionBudget",
     }

@@ -53,8 +53,7 @@ ActionKind = Literal[
     "apply_service",
     "replace_service",
     "recreate_service",
-    "create_revision",
-    "delete_revision",
+    "record_revision",
     "apply_budget",
     "delete_budget",
 ]

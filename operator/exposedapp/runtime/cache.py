@@ -1,6 +1,6 @@
 """What the operator knows of the cluster: kopf's in-memory indexes, minus tombstones.
 
-kopf fills one index per kind (apps, Pods, Services, EndpointSlices, ControllerRevisions,
+kopf fills one index per kind (apps, Pods, Services, EndpointSlices,
 PodDisruptionBudgets), each a mapping from an app's key to the trimmed copies of its
 objects; the wiring (handlers.py) hands them over at start-up. kopf re-lists after a watch
 expires (410 Gone) but never drops what was deleted while the watch was down: its indexes
@@ -33,7 +33,6 @@ LISTS = {
     "pods_index": ("v1", "pods", APP_LABEL),
     "services_index": ("v1", "services", APP_LABEL),
     "slices_index": ("discovery.k8s.io/v1", "endpointslices", APP_LABEL),
-    "revisions_index": ("apps/v1", "controllerrevisions", APP_LABEL),
     "budgets_index": ("policy/v1", "poddisruptionbudgets", APP_LABEL),
 }
 
@@ -53,7 +52,6 @@ class Observed:
     pods: tuple[Mapping[str, Any], ...] = ()
     services: tuple[Mapping[str, Any], ...] = ()
     slices: tuple[Mapping[str, Any], ...] = ()
-    revisions: tuple[Mapping[str, Any], ...] = ()
     budgets: tuple[Mapping[str, Any], ...] = ()
 
 
@@ -99,7 +97,6 @@ class Cache:
             pods=values("pods_index"),
             services=values("services_index"),
             slices=values("slices_index"),
-            revisions=values("revisions_index"),
             budgets=values("budgets_index"),
         )
 

@@ -22,7 +22,7 @@ import requests
 import requests.auth
 
 from ..domain.desired import AppRef
-from ..domain.labels import API_VERSION, FIELD_MANAGER, KIND, PLURAL
+from ..domain.labels import API_VERSION, APP_LABEL, FIELD_MANAGER, KIND, PLURAL
 from .metrics import API_REQUESTS
 
 __all__ = ["Answer", "ApiClient", "KubeApi", "TokenFile", "is_transient", "token_file_of"]
@@ -110,6 +110,7 @@ class KubeApi(Protocol):
     def create_pod(self, body: Mapping[str, Any]) -> Answer: ...
     def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Answer: ...
     def create_revision(self, body: Mapping[str, Any]) -> Answer: ...
+    def list_revisions(self, namespace: str, app: str) -> Answer: ...
     def apply_budget(self, body: Mapping[str, Any]) -> Answer: ...
     def delete_budget(self, namespace: str, name: str, uid: str | None) -> Answer: ...
     def delete_revision(self, namespace: str, name: str, uid: str | None) -> Answer: ...
@@ -289,6 +290,17 @@ class ApiClient:
             namespace=body["metadata"]["namespace"],
             body=body,
             params={"fieldManager": FIELD_MANAGER},
+        )
+
+    def list_revisions(self, namespace: str, app: str) -> Answer:
+        """The app's ControllerRevisions, metadata only (their numbers are labels too)."""
+        return self.call(
+            "GET",
+            "controllerrevisions",
+            version="apps/v1",
+            namespace=namespace,
+            params={"labelSelector": f"{APP_LABEL}={app}"},
+            accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
         )
 
     def delete_revision(self, namespace: str, name: str, uid: str | None) -> Answer:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain.desired import AppRef
+from ..domain.history import observe_revision, recording
 from ..domain.labels import APP_LABEL
 from ..domain.objects import controlled_by, controller_name, labels_of
 from ..domain.plan import Action, Plan, ServiceConflict
@@ -57,7 +58,7 @@ class ApplyResult:
     created_pods: list[str] = field(default_factory=list)
     deleted_pods: list[str] = field(default_factory=list)
     drained_pods: list[str] = field(default_factory=list)  # taken out of the Service
-    revisions: list[Action] = field(default_factory=list)  # history writes that landed
+    recorded: bool = False  # the template of a record_revision is in the history now
     budget: Mapping[str, Any] | None = None  # the PodDisruptionBudget written ({}: deleted)
     foreign_names: list[str] = field(default_factory=list)  # our Pod names taken by others
     # Our own Pods that lost our labels (edited by hand): invisible to our label-selected
@@ -162,22 +163,31 @@ async def _write_service(client: KubeApi, action: Action, app: AppRef, result: A
     return True
 
 
-async def _write_revision(
+async def _record_revision(
     client: KubeApi, action: Action, app: AppRef, result: ApplyResult
 ) -> bool:
-    if action.kind == "create_revision":
-        assert action.body is not None
-        answer = await _call(client.create_revision, action.body)
-        what = f"recording revision {action.name}"
-    else:
-        answer = await _call(client.delete_revision, app.namespace, action.name, action.uid)
-        what = f"deleting revision {action.name}"
-    if answer.code in (404, 409):  # gone, already there, or another object of that name
+    """List the app's revisions (metadata), then create and prune as history.recording
+    says. True if a revision was created."""
+    assert action.body is not None
+    listed = await _call(client.list_revisions, app.namespace, app.name)
+    if not _landed(listed, result, f"listing the revisions of {app.name}"):
         return False
-    if not _landed(answer, result, what):
-        return False
-    result.revisions.append(action)
-    return True
+    ours = [
+        observe_revision(item)
+        for item in listed.body.get("items") or []
+        if controlled_by(item, app.uid)
+    ]
+    create, prune = recording(ours, action.body)
+    created = False
+    if create is not None:
+        answer = await _call(client.create_revision, create)
+        created = answer.code != 409 and _landed(answer, result, f"recording {action.name}")
+    for old in prune:
+        gone = await _call(client.delete_revision, app.namespace, old.name, old.uid)
+        if gone.code not in (404, 409):
+            _landed(gone, result, f"deleting revision {old.name}")
+    result.recorded = result.recorded or create is None or created
+    return created
 
 
 async def _write_budget(client: KubeApi, action: Action, app: AppRef, result: ApplyResult) -> bool:
@@ -204,8 +214,7 @@ _WRITERS = {
     "apply_service": _write_service,
     "replace_service": _write_service,
     "recreate_service": _write_service,
-    "create_revision": _write_revision,
-    "delete_revision": _write_revision,
+    "record_revision": _record_revision,
     "apply_budget": _write_budget,
     "delete_budget": _write_budget,
 }

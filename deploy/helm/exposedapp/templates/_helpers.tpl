@@ -126,11 +126,12 @@ pods/exec, no update of Pods or Services, no delete of ExposedApps.
 - apiGroups: ["discovery.k8s.io"]
   resources: ["endpointslices"]
   verbs: ["list", "watch"]
-# The rollout history: one ControllerRevision per template (watched, created, pruned past
-# revisionHistoryLimit; never updated: their data is immutable).
+# The rollout history: one ControllerRevision per template, created when its first Pods
+# are (a metadata list of the app's revisions first, never watched), pruned past
+# revisionHistoryLimit; never updated (their data is immutable).
 - apiGroups: ["apps"]
   resources: ["controllerrevisions"]
-  verbs: ["list", "watch", "create", "delete"]
+  verbs: ["list", "create", "delete"]
 # spec.disruptionBudget: the app's PodDisruptionBudget, server-side applied (patch;
 # creating through apply needs create too), deleted when the spec drops it.
 - apiGroups: ["policy"]
