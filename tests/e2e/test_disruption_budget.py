@@ -25,6 +25,11 @@ def _evict(core: client.CoreV1Api, namespace: str, pod: str) -> int:
     return 201
 
 
+def _synced(budget: Any) -> bool:
+    conditions = (budget.status.conditions if budget.status else None) or []
+    return any(c.type == "DisruptionAllowed" and c.reason != "SyncFailed" for c in conditions)
+
+
 def _budget(api: client.ApiClient, namespace: str, name: str) -> Any:
     return client.PolicyV1Api(api).read_namespaced_pod_disruption_budget(name, namespace)
 
@@ -39,9 +44,13 @@ def test_the_budget_is_kept_and_evictions_respect_it(
 ) -> None:
     apps.create(app_manifest("guarded", replicas=2, disruptionBudget={"minAvailable": 2}))
     apps.wait_ready("guarded")
+    # The disruption controller finds the Pods' controller through its scale subresource;
+    # it learns a kind installed after it started at its next discovery refresh (30 s),
+    # then retries with backoff: "no matches for kind ExposedApp" (SyncFailed) until then.
     budget = wait_for(
         lambda: _budget(api, apps.namespace, "guarded"),
-        lambda b: b.status is not None and b.status.current_healthy == 2,
+        lambda b: _synced(b) and b.status.current_healthy == 2,
+        timeout=240,
         what="the disruption controller counting 2 healthy Pods",
     )
     uid = apps.get("guarded")["metadata"]["uid"]
