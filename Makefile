@@ -28,7 +28,7 @@ lint: venv  ## ruff, mypy (strict), import-linter (the layers)
 unit: venv  ## pure tests, no cluster
 	$(BIN)/pytest tests/unit -q
 
-cluster-build: venv  ## build (or find) the control plane's binaries, and helm for the install tests
+cluster-build: venv  ## build (or find) the control plane's and the real node's binaries (metrics-server too), and helm and kstatus for the tests
 	$(BIN)/devcluster build --tool helm --tool kstatus
 
 e2e: venv cluster-build  ## end-to-end tests against the local control plane

@@ -1,8 +1,10 @@
 """Find or build the local cluster's binaries: etcd, Kubernetes, kwok, and the real node's.
 
 The real node adds kubelet and kube-proxy (same Kubernetes module and version), containerd
-2 with its runc shim and ctr, CoreDNS, and ``netserver``, the project's own test server
-(Go source in ``devcluster/netserver``), each built with the ordinary Go toolchain.
+2 with its runc shim and ctr, CoreDNS, metrics-server (the resource metrics API the
+HorizontalPodAutoscaler reads, scraped from the real node's kubelet) and ``netserver``, the
+project's own test server (Go source in ``devcluster/netserver``), each built with the
+ordinary Go toolchain.
 
 Order of preference for each binary:
 1. ``TEST_ASSET_<NAME>`` (envtest's convention, extended to the binaries envtest lacks:
@@ -40,8 +42,10 @@ __all__ = [
     "ETCD_VERSION",
     "KUBERNETES_VERSION",
     "KWOK_VERSION",
+    "METRICS_SERVER_VERSION",
     "BuildError",
     "Component",
+    "build_ldflags",
     "cache_root",
     "ensure_binaries",
     "ensure_tool",
@@ -53,6 +57,7 @@ ETCD_VERSION = "v3.6.16"
 KWOK_VERSION = "v0.8.0"
 CONTAINERD_VERSION = "v2.4.2"
 COREDNS_VERSION = "v1.15.0"
+METRICS_SERVER_VERSION = "v0.8.0"
 
 # The kwok stages the local cluster uses, relative to kwok's module root.
 KWOK_STAGE_FILES = (
@@ -73,8 +78,10 @@ class Component:
     """A group of binaries built from one Go module at one version.
 
     ``packages`` maps each binary to the Go package it is built from; ``tags`` are Go build
-    tags. A component with ``local_source`` is built from a directory of this project
-    (its version is then a hash of that source, so an edit rebuilds it).
+    tags; ``version_variables`` are Go string variables stamped with ``version`` at link
+    time (``-X``), so the binary reports what it is. A component with ``local_source`` is
+    built from a directory of this project (its version is then a hash of that source, so
+    an edit rebuilds it).
     """
 
     name: str
@@ -83,6 +90,7 @@ class Component:
     packages: tuple[tuple[str, str], ...]
     tags: tuple[str, ...] = ()
     local_source: Path | None = None
+    version_variables: tuple[str, ...] = ()
 
     @property
     def binaries(self) -> tuple[str, ...]:
@@ -137,6 +145,14 @@ COREDNS = Component(
     COREDNS_VERSION,
     (("coredns", "github.com/coredns/coredns"),),
 )
+METRICS_SERVER = Component(
+    "metrics-server",
+    "sigs.k8s.io/metrics-server",
+    METRICS_SERVER_VERSION,
+    (("metrics-server", "sigs.k8s.io/metrics-server/cmd/metrics-server"),),
+    # What upstream's Makefile stamps: without it the binary says v0.0.0-master.
+    version_variables=("k8s.io/client-go/pkg/version.gitVersion",),
+)
 NETSERVER_SOURCE = Path(__file__).parent / "netserver"
 
 
@@ -157,7 +173,7 @@ NETSERVER = Component(
     local_source=NETSERVER_SOURCE,
 )
 CONTROL_PLANE = (ETCD, KUBERNETES, KWOK)
-NODE = (CONTAINERD, COREDNS, NETSERVER)
+NODE = (CONTAINERD, COREDNS, METRICS_SERVER, NETSERVER)
 COMPONENTS = (*CONTROL_PLANE, *NODE)
 # Not part of the cluster: built on demand for the install tests (`helm template`).
 HELM = Component("helm", "helm.sh/helm/v4", "v4.3.1", (("helm", "helm.sh/helm/v4/cmd/helm"),))
@@ -296,6 +312,22 @@ def _write_wrapper(component: Component, source: Path, progress: Progress) -> No
     (source / "go.mod").write_text(go_mod)
 
 
+def build_ldflags(component: Component) -> str:
+    """The linker flags: stripped, and the version stamped where the component reads it."""
+    flags = ["-s", "-w"]
+    if component is KUBERNETES:
+        major, minor = component.version.lstrip("v").split(".")[:2]
+        for key, value in (
+            ("gitVersion", component.version),
+            ("gitMajor", major),
+            ("gitMinor", minor),
+            ("gitTreeState", "clean"),
+        ):
+            flags.append(f"-X k8s.io/component-base/version.{key}={value}")
+    flags += [f"-X {variable}={component.version}" for variable in component.version_variables]
+    return " ".join(flags)
+
+
 def _build_component(component: Component, progress: Progress, missing: Iterable[str]) -> None:
     if component.local_source is not None:
         source = component.local_source
@@ -304,18 +336,7 @@ def _build_component(component: Component, progress: Progress, missing: Iterable
         _write_wrapper(component, source, progress)
     target = component.cache_dir
     target.mkdir(parents=True, exist_ok=True)
-    ldflags = "-s -w"
-    if component is KUBERNETES:
-        major, minor = component.version.lstrip("v").split(".")[:2]
-        ldflags += "".join(
-            f" -X k8s.io/component-base/version.{key}={value}"
-            for key, value in (
-                ("gitVersion", component.version),
-                ("gitMajor", major),
-                ("gitMinor", minor),
-                ("gitTreeState", "clean"),
-            )
-        )
+    ldflags = build_ldflags(component)
     for binary in missing:
         package = component.package(binary)
         started = time.monotonic()

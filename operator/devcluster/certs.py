@@ -1,5 +1,9 @@
 """Certificates and keys for the local control plane: one CA, one serving cert, client certs.
 
+A second CA signs only the front proxy's client certificate: the apiserver trusts that CA
+(``--requestheader-client-ca-file``) to assert users in headers when it proxies a request
+to an aggregated API (metrics-server), and no client of the cluster CA can do the same.
+
 Everything is generated fresh for each run directory; nothing here is secret beyond the
 lifetime of a throwaway cluster on 127.0.0.1.
 """
@@ -17,9 +21,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["ClientIdentity", "Pki", "ServingIdentity", "write_pki"]
+__all__ = ["FRONT_PROXY_CLIENT", "ClientIdentity", "Pki", "ServingIdentity", "write_pki"]
 
 _VALIDITY = datetime.timedelta(days=30)
+# The name the apiserver's --requestheader-allowed-names admits.
+FRONT_PROXY_CLIENT = "front-proxy-client"
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,9 @@ class Pki:
     sa_public: Path
     sa_private: Path
     clients: dict[str, tuple[Path, Path]]  # user -> (cert, key)
+    # The aggregation layer: the front proxy's CA and its client pair (CN FRONT_PROXY_CLIENT).
+    front_proxy_ca: Path
+    front_proxy_client: tuple[Path, Path]
     servers: dict[str, tuple[Path, Path]] = dataclasses.field(default_factory=dict)
 
 
@@ -128,7 +137,8 @@ def write_pki(
     apiserver_ips: tuple[str, ...] = (),
     servers: tuple[ServingIdentity, ...] = (),
 ) -> Pki:
-    """Write a CA, an apiserver serving pair, client pairs and the service-account keys.
+    """Write a CA, an apiserver serving pair, client pairs, the service-account keys, and
+    the front proxy's own CA and client pair.
 
     ``apiserver_ips`` are extra addresses the apiserver serves on (the node IP a real
     node's Pods reach it at); ``servers`` are more serving pairs signed by the same CA.
@@ -192,6 +202,26 @@ def write_pki(
         stem = "client-" + identity.user.replace(":", "-")
         client_paths[identity.user] = write_pair(stem, cert, key)
 
+    front_proxy_key = ec.generate_private_key(ec.SECP256R1())
+    front_proxy_name = _name("exposedapp-devcluster-front-proxy-ca")
+    front_proxy = _sign(
+        front_proxy_name,
+        front_proxy_key.public_key(),
+        front_proxy_name,
+        front_proxy_key,
+        is_ca=True,
+    )
+    front_proxy_ca, _ = write_pair("front-proxy-ca", front_proxy, front_proxy_key)
+    proxy_client_key = ec.generate_private_key(ec.SECP256R1())
+    proxy_client = _sign(
+        _name(FRONT_PROXY_CLIENT),
+        proxy_client_key.public_key(),
+        front_proxy_name,
+        front_proxy_key,
+        client=True,
+    )
+    front_proxy_client = write_pair(FRONT_PROXY_CLIENT, proxy_client, proxy_client_key)
+
     # Service-account tokens are signed with RSA, the algorithm every client library expects.
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     sa_private = directory / "sa.key"
@@ -205,5 +235,13 @@ def write_pki(
         )
     )
     return Pki(
-        ca_cert, serving_cert, serving_key_path, sa_public, sa_private, client_paths, server_paths
+        ca_cert,
+        serving_cert,
+        serving_key_path,
+        sa_public,
+        sa_private,
+        client_paths,
+        front_proxy_ca,
+        front_proxy_client,
+        server_paths,
     )

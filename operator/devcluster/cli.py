@@ -2,8 +2,9 @@
 
 devcluster build     build (or find) the binaries; a second run builds nothing
 devcluster up        start etcd, kube-apiserver, controller-manager, scheduler, kwok, and the
-                     real node (containerd, kubelet, kube-proxy, CoreDNS); needs root
-devcluster status    what runs, and whether the apiserver answers
+                     real node (containerd, kubelet, kube-proxy, CoreDNS) with
+                     metrics-server (metrics.k8s.io, for HPAs); needs root
+devcluster status    what runs, and whether the apiserver (and the metrics API) answers
 devcluster env       print the KUBECONFIG export for a shell: eval "$(devcluster env)"
 devcluster down      stop every process and free every port
 """

@@ -1,7 +1,8 @@
 """Start, inspect and stop a real Kubernetes control plane on 127.0.0.1.
 
 etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (fake nodes) are
-started in that order on free loopback ports, each waited for until ready. Everything a
+started in that order on free loopback ports, each waited for until ready; with the real
+node come its processes (node.py) and metrics-server (metricsserver.py). Everything a
 run needs lives in one run directory: certificates, kubeconfigs, logs, the audit log and a
 state file that `down` and `status` read.
 
@@ -36,11 +37,20 @@ from .binaries import (
     ETCD_VERSION,
     KUBERNETES_VERSION,
     KWOK_VERSION,
+    METRICS_SERVER_VERSION,
     ensure_binaries,
     kwok_stages_dir,
 )
-from .certs import ClientIdentity, ServingIdentity, write_pki
+from .certs import FRONT_PROXY_CLIENT, ClientIdentity, Pki, ServingIdentity, write_pki
 from .host import MARKER, HostError, HostSnapshot, ensure_host_packages, node_ip, restore, snapshot
+from .metricsserver import (
+    METRICS_SERVER_USER,
+    SERVICE_DNS_NAMES,
+    MetricsServerError,
+    MetricsServerSetup,
+    metrics_api_available,
+    start_metrics_server,
+)
 from .node import REAL_NODE_NAME, NodeError, NodeSetup, start_node
 
 __all__ = [
@@ -73,7 +83,10 @@ KUBE_PROXY = ClientIdentity("system:kube-proxy")
 # The apiserver's identity towards kubelets (logs, exec, port-forward), bound to the
 # built-in system:kubelet-api-admin role once the apiserver is up.
 APISERVER_KUBELET_CLIENT = ClientIdentity("devcluster:apiserver-kubelet-client")
-NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy")
+METRICS_SERVER = ClientIdentity(METRICS_SERVER_USER)
+# Stopped first, before the machine is restored: the node's processes, and metrics-server,
+# which scrapes the node and serves on its address.
+NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "metrics-server")
 PROCESS_ORDER = (
     "etcd",
     "kube-apiserver",
@@ -83,6 +96,7 @@ PROCESS_ORDER = (
     "containerd",
     "kubelet",
     "kube-proxy",
+    "metrics-server",
 )
 
 Progress = Callable[[str], None]
@@ -428,7 +442,7 @@ def up(
     overall = time.monotonic()
     binaries = ensure_binaries(progress, real_node=with_node)
     stages = kwok_stages_dir(progress)
-    for stale in ("etcd-data", "pki", "kwok-home", "node"):
+    for stale in ("etcd-data", "pki", "kwok-home", "node", "metrics-server"):
         if (run_dir / stale).exists():
             subprocess.run(["rm", "-rf", str(run_dir / stale)], check=True)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -447,7 +461,13 @@ def up(
             "kube-scheduler",
             "kwok",
             *(
-                ("kubelet", "kubelet-healthz", "kube-proxy-healthz", "kube-proxy-metrics")
+                (
+                    "kubelet",
+                    "kubelet-healthz",
+                    "kube-proxy-healthz",
+                    "kube-proxy-metrics",
+                    "metrics-server",
+                )
                 if with_node
                 else ()
             ),
@@ -460,14 +480,19 @@ def up(
         server=server,
         attached=attached,
         ports=ports,
-        versions={"kubernetes": KUBERNETES_VERSION, "etcd": ETCD_VERSION, "kwok": KWOK_VERSION},
+        versions={
+            "kubernetes": KUBERNETES_VERSION,
+            "etcd": ETCD_VERSION,
+            "kwok": KWOK_VERSION,
+            **({"metrics-server": METRICS_SERVER_VERSION} if with_node else {}),
+        },
         binaries={name: str(path) for name, path in binaries.items()},
         real_node=REAL_NODE_NAME if with_node else "",
         node_ip=address,
     )
     identities = [ADMIN, CONTROLLER_MANAGER, SCHEDULER, KWOK_USER, OPERATOR]
     if with_node:
-        identities += [KUBELET, KUBE_PROXY, APISERVER_KUBELET_CLIENT]
+        identities += [KUBELET, KUBE_PROXY, APISERVER_KUBELET_CLIENT, METRICS_SERVER]
     pki = write_pki(
         run_dir / "pki",
         identities,
@@ -477,6 +502,9 @@ def up(
             (
                 ServingIdentity(
                     "kubelet-serving", (REAL_NODE_NAME, "localhost"), (address, "127.0.0.1")
+                ),
+                ServingIdentity(
+                    "metrics-server-serving", SERVICE_DNS_NAMES, (address, "127.0.0.1")
                 ),
             )
             if with_node
@@ -536,9 +564,23 @@ def up(
             state.timings.update({f"node-{k}": v for k, v in node_timings.items()})
             state.timings["real-node"] = round(time.monotonic() - started, 2)
             state.nodes.append(REAL_NODE_NAME)
+            state.timings["metrics-server"] = start_metrics_server(
+                launcher,
+                MetricsServerSetup(
+                    binary=binaries["metrics-server"],
+                    kubeconfig=kubeconfigs[METRICS_SERVER.user],
+                    ca_cert=pki.ca_cert,
+                    serving=pki.servers["metrics-server-serving"],
+                    node_ip=address,
+                    port=ports["metrics-server"],
+                    cert_dir=run_dir / "metrics-server",
+                ),
+                api,
+                progress,
+            )
     except BaseException as error:
         _stop(state, progress)
-        if isinstance(error, NodeError):
+        if isinstance(error, NodeError | MetricsServerError):
             raise ClusterError(str(error)) from error
         raise
     state.timings["total"] = round(time.monotonic() - overall, 2)
@@ -617,6 +659,7 @@ def _start_all(
             str(binaries["kube-apiserver"]),
             f"--etcd-servers={etcd_url}",
             *_apiserver_address_flags(address, pki),
+            *aggregation_flags(pki),
             f"--secure-port={apiserver_port}",
             f"--tls-cert-file={pki.serving_cert}",
             f"--tls-private-key-file={pki.serving_key}",
@@ -708,6 +751,28 @@ def _start_all(
         ],
         env={"HOME": str(kwok_home)},
     )
+
+
+def aggregation_flags(pki: Pki) -> list[str]:
+    """The aggregation layer: how the apiserver proxies to an extension API server
+    (metrics-server), and how that server knows whom a proxied request is for.
+
+    The front proxy's client certificate comes from a CA of its own, which the extension
+    server (told through the kube-system/extension-apiserver-authentication ConfigMap)
+    trusts to name the user in X-Remote-* headers. Aggregator routing dials the Service's
+    endpoint itself rather than its ClusterIP.
+    """
+    cert, key = pki.front_proxy_client
+    return [
+        f"--requestheader-client-ca-file={pki.front_proxy_ca}",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={cert}",
+        f"--proxy-client-key-file={key}",
+        "--enable-aggregator-routing=true",
+    ]
 
 
 def _apiserver_address_flags(address: str, pki: Any) -> list[str]:
@@ -873,15 +938,22 @@ def status(run_dir: Path | None = None) -> dict[str, Any]:
         return {"running": False, "run_dir": str(run_dir)}
     processes = {name: {"pid": pid, "alive": _alive(pid)} for name, pid in state.pids.items()}
     ready = False
+    metrics_api: bool | None = None  # None: no metrics-server in this cluster
     pki = run_dir / "pki"
     cert = pki / f"client-{ADMIN.user}.crt"
     if cert.exists():
+        key = pki / f"client-{ADMIN.user}.key"
         context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-        context.load_cert_chain(str(cert), str(pki / f"client-{ADMIN.user}.key"))
+        context.load_cert_chain(str(cert), str(key))
         ready = _http_ok(state.server + "/readyz", context)
+        if "metrics-server" in state.pids:
+            metrics_api = ready and metrics_api_available(
+                RawApi(state.server, pki / "ca.crt", cert, key)
+            )
     return {
         "running": all(p["alive"] for p in processes.values()),
         "apiserver_ready": ready,
+        "metrics_api_available": metrics_api,
         "run_dir": str(run_dir),
         "server": state.server,
         "kubeconfig": state.kubeconfig,

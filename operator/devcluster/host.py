@@ -68,7 +68,15 @@ HARD_CODED_PATHS = (
     "/var/run/netns",
 )
 # Names of the processes a node runs; a process of these names left over is ours.
-NODE_PROCESSES = ("kubelet", "containerd", "containerd-shim", "kube-proxy", "netserver", "coredns")
+NODE_PROCESSES = (
+    "kubelet",
+    "containerd",
+    "containerd-shim",
+    "kube-proxy",
+    "netserver",
+    "coredns",
+    "metrics-server",
+)
 IPTABLES = ("iptables", "ip6tables")
 TABLES = ("filter", "nat", "mangle")
 

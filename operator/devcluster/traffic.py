@@ -161,7 +161,8 @@ class LoadGenerator:
     running an event loop that sends its share on a fixed schedule, staggered against the
     others). A request that hangs never delays the next one: at most ``rate * timeout``
     requests are in flight. A stalled schedule (a starved CPU) is not made up in a burst;
-    the achieved rate (``report.rate``) says whether the rate was reached.
+    the achieved rate (``report.rate``) says whether the rate was reached. ``path`` is what
+    each request asks for (netserver's ``/burn?ms=N`` makes every request cost CPU).
     """
 
     def __init__(
@@ -174,8 +175,9 @@ class LoadGenerator:
         max_requests: int = 60_000,
         max_seconds: float = 180.0,
         timeout: float = 2.0,
+        path: str = "/",
     ) -> None:
-        self.host, self.port = host, port
+        self.host, self.port, self.path = host, port, path
         self.workers, self.interval = workers, workers / rate
         self.max_requests, self.max_seconds, self.timeout = max_requests, max_seconds, timeout
         self.report = LoadReport()
@@ -189,7 +191,8 @@ class LoadGenerator:
         reader, writer = await asyncio.open_connection(self.host, self.port)
         try:
             request = (
-                f"GET / HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nConnection: close\r\n\r\n"
+                f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                "Connection: close\r\n\r\n"
             )
             writer.write(request.encode())
             await writer.drain()

@@ -8,7 +8,9 @@
 //	netserver lookup NAME                   print the IPv4 addresses NAME resolves to
 //
 // Every answer names the Pod and the port that produced it ("<hostname> <port>"), so a
-// test can tell which container port a Service really sent a request to.
+// test can tell which container port a Service really sent a request to. GET
+// /burn?ms=N spins the CPU for N milliseconds (at most 1000) before answering: real work
+// for the autoscaling tests, whose metrics come from the kubelet's CPU accounting.
 package main
 
 import (
@@ -21,13 +23,17 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-const clientTimeout = 3 * time.Second
+const (
+	clientTimeout = 3 * time.Second
+	maxBurn       = 1000 // milliseconds of CPU one request may ask for
+)
 
 func main() {
 	if len(os.Args) < 2 {
@@ -111,6 +117,15 @@ func serve(args []string) error {
 		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintln(w, identity)
 		})
+		mux.HandleFunc("/burn", func(w http.ResponseWriter, r *http.Request) {
+			ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+			if err != nil || ms < 0 || ms > maxBurn {
+				http.Error(w, fmt.Sprintf("ms must be 0 to %d", maxBurn), http.StatusBadRequest)
+				return
+			}
+			burn(time.Duration(ms) * time.Millisecond)
+			fmt.Fprintln(w, identity)
+		})
 		server := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		servers = append(servers, server)
 		go func() { errs <- server.Serve(listener) }()
@@ -135,6 +150,20 @@ func serve(args []string) error {
 		_ = conn.Close()
 	}
 	return nil
+}
+
+// burn keeps one CPU busy for d of wall-clock time (CPU time too, on an idle core).
+func burn(d time.Duration) {
+	deadline := time.Now().Add(d)
+	x := uint64(1)
+	for time.Now().Before(deadline) {
+		for i := 0; i < 1000; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	if x == 0 { // never true; keeps the loop from being optimised away
+		fmt.Fprint(io.Discard, x)
+	}
 }
 
 func waitChannel() <-chan os.Signal {
