@@ -488,6 +488,7 @@ class Reconciler:
             snap.app.get("spec") or {},
             frozenset(p.template_hash for p in snap.pods if not p.deleting),
             desired.revision_history_limit,
+            first="observedGeneration" not in (snap.app.get("status") or {}),
         )
         return dataclasses.replace(the_plan, actions=(*the_plan.actions, record))
 

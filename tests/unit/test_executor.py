@@ -133,3 +133,28 @@ def test_no_create_runs_when_a_delete_is_refused() -> None:
     result = run_plan(client, "new-0", deleting=("old-0",))
     assert client.log == ["delete old-0"]
     assert [p.reason for p in result.problems] == ["Forbidden"]
+
+
+def test_a_new_apps_first_template_is_recorded_without_a_list() -> None:
+    from exposedapp.domain.history import record_action
+    from exposedapp.domain.plan import Plan
+    from exposedapp.runtime.executor import execute
+
+    calls: list[str] = []
+
+    class Client:
+        def list_revisions(self, namespace: str, app: str) -> Answer:
+            calls.append("list")
+            return Answer(200, "", "", {"items": []})
+
+        def create_revision(self, body: Mapping[str, Any]) -> Answer:
+            calls.append(f"create {body['revision']}")
+            return Answer(201, "", "", dict(body))
+
+    app = AppRef("shop", "web", "uid-1")
+    for first, expected in ((True, ["create 1"]), (False, ["list", "create 1"])):
+        calls.clear()
+        action = record_action(app, "abc", {}, frozenset(), 10, first=first)
+        result = asyncio.run(execute(Client(), app, Plan((action,))))  # type: ignore[arg-type]
+        assert calls == expected
+        assert result.recorded

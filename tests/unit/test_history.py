@@ -55,6 +55,7 @@ def test_the_record_action_carries_the_revision_without_a_number() -> None:
         },
         "keep": ["aaa"],
         "limit": 10,
+        "first": False,
     }
     assert revision_data(SPEC) == action.body["revision"]["data"]  # type: ignore[index]
 

@@ -11,7 +11,8 @@ listed at start-up cost tens of MB of memory, measured). A template is recorded 
 operator first creates a Pod of it: one metadata-only LIST of the app's revisions gives the
 next number (kept in a label too, so metadata suffices) and what to prune, at most
 ``spec.revisionHistoryLimit`` revisions of templates no Pod runs any more, oldest first.
-A template rolled back to keeps its number: a ControllerRevision's data is immutable, and
+A new app's first template skips the list (it has no revision yet). A template rolled back
+to keeps its number: a ControllerRevision's data is immutable, and
 the API server refused a patch of the number alone once the data's JSON was re-encoded.
 """
 
@@ -71,9 +72,12 @@ def record_action(
     spec: Mapping[str, Any],
     in_use: frozenset[str],
     limit: int,
+    first: bool = False,
 ) -> Action:
     """Record the template ``template_hash`` (made from ``spec``) in the history, keeping
-    the revisions of ``in_use`` templates (those Pods run) and at most ``limit`` others."""
+    the revisions of ``in_use`` templates (those Pods run) and at most ``limit`` others.
+    ``first``: the app was never reconciled (no status yet), so it has no revision: the
+    executor creates revision 1 without listing (a new app costs one write, no read)."""
     revision: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "ControllerRevision",
@@ -93,7 +97,7 @@ def record_action(
         "record_revision",
         revision["metadata"]["name"],
         f"recording template {template_hash} in the rollout history",
-        body={"revision": revision, "keep": sorted(in_use), "limit": limit},
+        body={"revision": revision, "keep": sorted(in_use), "limit": limit, "first": first},
         uid=app.uid,
     )
 

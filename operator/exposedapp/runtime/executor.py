@@ -169,14 +169,16 @@ async def _record_revision(
     """List the app's revisions (metadata), then create and prune as history.recording
     says. True if a revision was created."""
     assert action.body is not None
-    listed = await _call(client.list_revisions, app.namespace, app.name)
-    if not _landed(listed, result, f"listing the revisions of {app.name}"):
-        return False
-    ours = [
-        observe_revision(item)
-        for item in listed.body.get("items") or []
-        if controlled_by(item, app.uid)
-    ]
+    ours = []
+    if not action.body.get("first"):
+        listed = await _call(client.list_revisions, app.namespace, app.name)
+        if not _landed(listed, result, f"listing the revisions of {app.name}"):
+            return False
+        ours = [
+            observe_revision(item)
+            for item in listed.body.get("items") or []
+            if controlled_by(item, app.uid)
+        ]
     create, prune = recording(ours, action.body)
     created = False
     if create is not None:
