@@ -25,7 +25,9 @@ from conftest import OperatorProcess, RealNode
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import GROUP, PLURAL, VERSION, Apps, app_manifest
 from kubetest.realnode import with_local_images
+from kubetest.audit import AuditLog
 from kubetest.traffic import LoadGenerator
+from test_reconciler import assert_second_reconcile_writes_nothing
 
 MAX_REPLICAS = 3
 CPU_REQUEST = "10m"
@@ -204,6 +206,7 @@ def test_the_hpa_scales_an_app_up_under_real_load_and_back_down(
     apps: Apps,
     namespace: str,
     metrics_server: None,
+    audit: AuditLog,
 ) -> None:
     name = "burner"
     custom = client.CustomObjectsApi(api)
@@ -338,5 +341,6 @@ def test_the_hpa_scales_an_app_up_under_real_load_and_back_down(
         "kubectl top (before the load)": top.strip(),
     }
     print("autoscaling report:\n" + json.dumps(report, indent=2))
+    assert_second_reconcile_writes_nothing(apps, name, operator, audit, cluster)
     if cluster.run_dir is not None:
         (cluster.run_dir / "autoscaling-report.json").write_text(json.dumps(report, indent=2))

@@ -92,7 +92,12 @@ def test_lua_check_verdicts_for_fixed_objects() -> None:
 
 
 def test_health_through_a_rollout_a_refusal_and_a_stuck_rollout(
-    apps: Apps, operator: OperatorProcess, core: client.CoreV1Api, kstatus: Any
+    apps: Apps,
+    operator: OperatorProcess,
+    core: client.CoreV1Api,
+    kstatus: Any,
+    audit: AuditLog,
+    cluster: ClusterHandle,
 ) -> None:
     apps.create(app_manifest("health", replicas=2, progressDeadlineSeconds=8))
     app = apps.wait_ready("health")
@@ -139,6 +144,7 @@ def test_health_through_a_rollout_a_refusal_and_a_stuck_rollout(
     # Unstuck, then refused by a quota: Degraded is Failed too.
     apps.patch("health", {"spec": {"nodeSelector": None}})
     apps.wait_ready("health", timeout=90)
+    assert_second_reconcile_writes_nothing(apps, "health", operator, audit, cluster)
     core.create_namespaced_resource_quota(
         apps.namespace,
         client.V1ResourceQuota(
