@@ -24,8 +24,8 @@ from kubernetes import client
 from conftest import OperatorProcess, RealNode
 from kubetest import ClusterHandle, wait_for
 from kubetest.apps import GROUP, PLURAL, VERSION, Apps, app_manifest
-from kubetest.realnode import with_local_images
 from kubetest.audit import AuditLog
+from kubetest.realnode import with_local_images
 from kubetest.traffic import LoadGenerator
 from test_reconciler import assert_second_reconcile_writes_nothing
 
