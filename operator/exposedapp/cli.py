@@ -39,7 +39,9 @@ def _documents(path: str) -> Iterator[dict[str, Any]]:
 def render(
     app: dict[str, Any], uid: str = RENDER_UID, namespace: str = "default"
 ) -> list[dict[str, Any]]:
-    """The Pods and Service the operator would create for `app`, from the same builders."""
+    """The Pods, Service and PodDisruptionBudget the operator would create for `app`, from
+    the same builders (without the config hash of rolloutOnConfigChange, which needs the
+    cluster's ConfigMaps)."""
     metadata = app.get("metadata") or {}
     name = metadata.get("name", "")
     validate_name(name)
@@ -50,6 +52,8 @@ def render(
     ]
     if desired.service is not None:
         objects.append(dict(desired.service))
+    if desired.disruption_budget is not None:
+        objects.append(dict(desired.disruption_budget))
     return objects
 
 
