@@ -18,3 +18,12 @@ def test_no_function_of_the_operator_is_longer_than_the_limit() -> None:
                 if length >= LIMIT:
                     long.append(f"{path.name}:{node.lineno} {node.name} ({length} lines)")
     assert long == []
+
+
+def test_no_test_module_name_is_shared_between_the_tiers() -> None:
+    # pytest imports test modules by basename (rootdir import mode): a unit and an e2e
+    # module of the same name fail the whole collection, which only `make test` shows.
+    tests = Path(__file__).resolve().parents[1]
+    unit = {p.name for p in (tests / "unit").glob("test_*.py")}
+    e2e = {p.name for p in (tests / "e2e").glob("test_*.py")}
+    assert unit & e2e == set()
