@@ -120,6 +120,7 @@ def test_defaults_are_stored(kubectl: Kubectl, crd: str, namespace: str) -> None
         "paused": False,
         "progressDeadlineSeconds": 600,
         "revisionHistoryLimit": 10,
+        "rolloutOnConfigChange": False,
     }
 
 
