@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .node import REAL_NODE_LABEL
+from .node import REAL_NODE_LABEL, Api
 
 __all__ = [
     "METRICS_API",
@@ -69,12 +69,6 @@ class Launcher(Protocol):
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None: ...
 
     def wait_ready(self, name: str, ready: Callable[[], bool], timeout: float = 90) -> None: ...
-
-
-class Api(Protocol):
-    def request(
-        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
-    ) -> tuple[int, Any]: ...
 
 
 @dataclass(frozen=True)
